@@ -1,0 +1,330 @@
+//! The command line: `replay`, `generate`, `check-config`, `calendar`.
+//!
+//! Exit codes: 0 success; 1 the run failed (the error is printed); 2 bad usage or a
+//! configuration that was refused (every problem is printed as `field: reason`).
+//! Alerts go to stdout (or `--out`), summaries and logs to stderr, so the output can be
+//! piped.
+
+use std::fs::File;
+use std::io::{self, BufWriter, IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use chrono::{DateTime, NaiveDate, Utc};
+use clap::{Parser, Subcommand};
+
+use crate::calendar::RenderFormat;
+use crate::config::{Settings, DEFAULT_TOML};
+use crate::generate::GenOptions;
+use crate::pipeline::{Options, Summary};
+use crate::roster::Roster;
+use crate::sinks::dead_letter::DeadLetters;
+use crate::sinks::jsonl::{AlertFormat, JsonlSink};
+use crate::sinks::AlertSink;
+use crate::sources::file::{expand, order_by_first_time};
+
+/// brevvakt: enforces e-mail rules (no automatic external forwarding, daily reading duty,
+/// classified mail) from mail-server and proxy logs.
+#[derive(Debug, Parser)]
+#[command(name = "brevvakt", version, about)]
+pub struct Cli {
+    /// Log format on stderr (level from RUST_LOG, default info).
+    #[arg(long, global = true, value_enum, default_value = "human")]
+    pub log_format: LogFormat,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Human,
+    /// One JSON object per line.
+    Json,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Process archived logs (plain, .gz, .zst; files, directories, globs, `-` for stdin)
+    /// as fast as the machine allows; alerts as JSON Lines, the summary on stderr.
+    Replay(ReplayArgs),
+    /// Write a synthetic, deterministic event stream for an organisation.
+    Generate(GenerateArgs),
+    /// Validate a configuration file, or print the built-in default.
+    CheckConfig(CheckConfigArgs),
+    /// List the required reading days of a year.
+    Calendar(CalendarArgs),
+}
+
+/// `brevvakt replay`.
+#[derive(Debug, clap::Args)]
+pub struct ReplayArgs {
+    /// Configuration file (default: the built-in sample organisation).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Roster file, overriding `roster.path` of the configuration.
+    #[arg(long)]
+    pub roster: Option<PathBuf>,
+    /// Shard workers (default: `pipeline.workers`, 0 = one per core).
+    #[arg(long)]
+    pub workers: Option<usize>,
+    /// Write alerts here instead of stdout.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Dead-letter file (default: `output.dead_letter`).
+    #[arg(long)]
+    pub dead_letter: Option<PathBuf>,
+    /// Alert format.
+    #[arg(long, value_enum, default_value = "json")]
+    pub format: AlertFormat,
+    /// Declare the archive complete up to this RFC 3339 instant: days ending by then are
+    /// judged even when the last events came earlier.
+    #[arg(long, value_parser = parse_instant)]
+    pub until: Option<DateTime<Utc>>,
+    /// No progress bar even on a terminal.
+    #[arg(long)]
+    pub quiet: bool,
+    /// Inputs.
+    #[arg(required = true)]
+    pub paths: Vec<String>,
+}
+
+/// `brevvakt generate`.
+#[derive(Debug, clap::Args)]
+pub struct GenerateArgs {
+    /// Mailboxes in the organisation.
+    #[arg(long, default_value_t = 300)]
+    pub mailboxes: usize,
+    /// Days to cover.
+    #[arg(long, default_value_t = 7)]
+    pub days: u32,
+    /// Seed: the same seed gives the same bytes.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// First day (local), YYYY-MM-DD.
+    #[arg(long, default_value = "2026-06-15")]
+    pub start: NaiveDate,
+    /// Fraction of malformed lines mixed in.
+    #[arg(long, default_value_t = 0.002)]
+    pub malformed: f64,
+    /// Write the roster CSV here.
+    #[arg(long)]
+    pub roster_out: Option<PathBuf>,
+    /// Write the expected alerts (ground truth) here.
+    #[arg(long)]
+    pub truth_out: Option<PathBuf>,
+}
+
+/// `brevvakt check-config`.
+#[derive(Debug, clap::Args)]
+pub struct CheckConfigArgs {
+    /// The file to check.
+    #[arg(required_unless_present = "print_default")]
+    pub file: Option<PathBuf>,
+    /// Print the built-in default configuration instead.
+    #[arg(long)]
+    pub print_default: bool,
+}
+
+/// `brevvakt calendar`.
+#[derive(Debug, clap::Args)]
+pub struct CalendarArgs {
+    /// Year (1990–2200).
+    pub year: i32,
+    /// Only this month (1–12).
+    #[arg(long)]
+    pub month: Option<u32>,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "text")]
+    pub format: RenderFormat,
+    /// Configuration whose extra free days and eves apply.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+}
+
+fn parse_instant(s: &str) -> Result<DateTime<Utc>, String> {
+    DateTime::parse_from_rfc3339(s).map(|t| t.with_timezone(&Utc)).map_err(|e| format!("{s:?} is not RFC 3339 with an offset: {e}"))
+}
+
+/// Entry point of the binary.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.log_format);
+    match dispatch(cli.command) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(io::stderr);
+    let _ = match format {
+        LogFormat::Human => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
+}
+
+fn dispatch(cmd: Command) -> Result<ExitCode> {
+    match cmd {
+        Command::Replay(a) => replay(a),
+        Command::Generate(a) => generate(a),
+        Command::CheckConfig(a) => check_config(a),
+        Command::Calendar(a) => calendar(a),
+    }
+}
+
+/// Loads `--config` or the built-in default; a refused config is printed and exits 2.
+fn settings(path: Option<&Path>) -> Result<std::result::Result<Settings, ExitCode>> {
+    let loaded = match path {
+        Some(p) => Settings::load(p),
+        None => Ok(Settings::default_settings()),
+    };
+    Ok(loaded.map_err(|errs| {
+        eprint!("{}: configuration refused:\n{errs}", path.map_or("(default)".into(), |p| p.display().to_string()));
+        ExitCode::from(2)
+    }))
+}
+
+fn replay(a: ReplayArgs) -> Result<ExitCode> {
+    let settings = match settings(a.config.as_deref())? {
+        Ok(s) => s,
+        Err(code) => return Ok(code),
+    };
+    let roster = load_roster(a.roster.clone().or_else(|| settings.roster_path()))?;
+    let inputs = order_by_first_time(expand(&a.paths)?, settings.config.input.format);
+    let total: u64 = inputs.iter().filter_map(|i| match i {
+        crate::sources::file::Input::File(p) => std::fs::metadata(p).ok().map(|m| m.len()),
+        crate::sources::file::Input::Stdin => None,
+    }).sum();
+    let dead_path = a.dead_letter.clone().unwrap_or_else(|| settings.config.output.dead_letter.clone());
+    let mut dead = DeadLetters::new(&dead_path);
+    let sink = alert_sink(a.out.as_deref().or(settings.config.output.alerts.as_deref()), a.format)?;
+    let workers = a.workers.unwrap_or_else(|| settings.workers());
+    let progress = (!a.quiet && io::stderr().is_terminal()).then(|| progress_bar(total));
+    let opts = Options { workers, until: a.until, progress };
+    let summary = crate::pipeline::replay(Arc::new(settings), Arc::new(roster), inputs, sink, &mut dead, opts)?;
+    eprint!("{}", render_summary(&summary, &dead_path));
+    Ok(if summary.input_errors.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+fn load_roster(path: Option<PathBuf>) -> Result<Roster> {
+    match path {
+        Some(p) => Ok(Roster::load(&p)?),
+        None => Ok(Roster::default()),
+    }
+}
+
+fn alert_sink(out: Option<&Path>, format: AlertFormat) -> Result<Box<dyn AlertSink>> {
+    Ok(match out {
+        Some(p) => {
+            let f = File::create(p).with_context(|| format!("alerts file {}", p.display()))?;
+            Box::new(JsonlSink::new(BufWriter::new(f), format))
+        }
+        None => Box::new(JsonlSink::new(BufWriter::new(io::stdout()), format)),
+    })
+}
+
+fn progress_bar(total: u64) -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::new(total);
+    let style = indicatif::ProgressStyle::with_template("{spinner} {bytes}/{total_bytes} {bytes_per_sec} {wide_bar} {eta}")
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar());
+    bar.set_style(style);
+    bar
+}
+
+/// The end-of-run summary printed on stderr.
+pub fn render_summary(s: &Summary, dead_path: &Path) -> String {
+    let secs = s.elapsed.as_secs_f64().max(1e-9);
+    let mut out = String::from("── brevvakt replay summary ──\n");
+    out += &format!("records read      {:>10}  ({:.1} MB)\n", s.records, s.bytes as f64 / 1e6);
+    for (t, n) in &s.events {
+        out += &format!("  {t:<18}{n:>10}\n");
+    }
+    out += &format!("bad records       {:>10}", s.total_bad());
+    if s.total_bad() > 0 {
+        out += &format!("  → {}", dead_path.display());
+    }
+    out += "\n";
+    for (r, n) in &s.bad {
+        out += &format!("  {:<18}{n:>10}\n", r.as_str());
+    }
+    out += &format!("late events       {:>10}\n", s.late);
+    out += &format!("alerts            {:>10}\n", s.alerts.values().sum::<u64>());
+    for ((rule, status), n) in &s.alerts {
+        out += &format!("  {:<28}{n:>10}\n", format!("{} ({status})", rule.as_str()));
+    }
+    out += &format!("mailboxes tracked {:>10}\n", s.mailboxes);
+    out += &format!(
+        "throughput        {:>10.0} events/s, {:.1} MB/s ({} workers, {:.2} s)\n",
+        s.total_events() as f64 / secs,
+        s.bytes as f64 / 1e6 / secs,
+        s.workers,
+        secs
+    );
+    for e in &s.input_errors {
+        out += &format!("input error: {e}\n");
+    }
+    out
+}
+
+fn generate(a: GenerateArgs) -> Result<ExitCode> {
+    let opts = GenOptions { mailboxes: a.mailboxes, days: a.days, seed: a.seed, start: a.start, malformed: a.malformed };
+    let stdout = io::stdout();
+    let mut events = BufWriter::new(stdout.lock());
+    let mut roster = optional_file(a.roster_out.as_deref())?;
+    let mut truth = optional_file(a.truth_out.as_deref())?;
+    let stats = crate::generate::generate(&opts, &mut events, &mut roster, &mut truth)?;
+    events.flush()?;
+    roster.flush()?;
+    truth.flush()?;
+    eprintln!("generated {} events ({} malformed, {} injected violations)", stats.events, stats.malformed, stats.violations);
+    Ok(ExitCode::SUCCESS)
+}
+
+fn optional_file(path: Option<&Path>) -> Result<Box<dyn Write>> {
+    Ok(match path {
+        Some(p) => Box::new(BufWriter::new(File::create(p).with_context(|| p.display().to_string())?)),
+        None => Box::new(io::sink()),
+    })
+}
+
+fn check_config(a: CheckConfigArgs) -> Result<ExitCode> {
+    if a.print_default {
+        print!("{DEFAULT_TOML}");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let path = a.file.as_deref().context("a file is required")?;
+    Ok(match settings(Some(path))? {
+        Ok(s) => {
+            println!("{}: ok ({} domain(s), roster: {})", path.display(), s.config.organisation.domains.len(), s.roster_path().map_or("none".into(), |p| p.display().to_string()));
+            ExitCode::SUCCESS
+        }
+        Err(code) => code,
+    })
+}
+
+fn calendar(a: CalendarArgs) -> Result<ExitCode> {
+    let settings = match settings(a.config.as_deref())? {
+        Ok(s) => s,
+        Err(code) => return Ok(code),
+    };
+    match crate::calendar::render(&settings.calendar, a.year, a.month, a.format) {
+        Ok(text) => {
+            print!("{text}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            Ok(ExitCode::from(2))
+        }
+    }
+}

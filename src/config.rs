@@ -1,0 +1,487 @@
+//! Configuration (`brevvakt.toml`): the organisation, the rules' settings, inputs, outputs
+//! and limits.
+//!
+//! Guarantees: a configuration is either accepted whole or refused with *every* problem
+//! listed as `field.path: reason` ([`ConfigErrors`]); unknown fields are refused (a typo
+//! never silently falls back to a default); every default lives in one named function
+//! that says why it has that value. The documentation of each field below is the user
+//! manual for it. The built-in default ([`DEFAULT_TOML`]) describes the sample
+//! organisation `exempel.se` that the bundled sample and the generator use.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use chrono::NaiveDate;
+use serde::{Deserialize, Deserializer};
+
+use crate::calendar::{Calendar, OptionalEve};
+use crate::domains::OrgDomains;
+use crate::event::Encryption;
+
+/// The built-in default configuration (printed by `check-config --print-default`).
+pub const DEFAULT_TOML: &str = include_str!("../deploy/brevvakt.default.toml");
+
+/// The whole configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Who the organisation is.
+    pub organisation: Organisation,
+    /// The reading duty.
+    #[serde(default)]
+    pub reading: Reading,
+    /// The external-forwarding rule.
+    #[serde(default)]
+    pub forwarding: Forwarding,
+    /// The classified-mail rule.
+    #[serde(default)]
+    pub classification: Classification,
+    /// The roster of mailboxes.
+    #[serde(default)]
+    pub roster: RosterConfig,
+    /// How records are read.
+    #[serde(default)]
+    pub input: Input,
+    /// Where alerts and dead letters go.
+    #[serde(default)]
+    pub output: Output,
+    /// Parallelism and batching.
+    #[serde(default)]
+    pub pipeline: Pipeline,
+}
+
+/// `[organisation]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Organisation {
+    /// Display name, used in alert policy texts.
+    pub name: String,
+    /// The organisation's mail domains. Subdomains are included automatically; anything
+    /// else is external. Unicode (IDN) domains may be written in either form.
+    pub domains: Vec<String>,
+}
+
+/// `[reading]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Reading {
+    /// Web proxy requests that count as reading mail: a request whose host equals `host`
+    /// (case-insensitive) and whose path starts with `path_prefix`.
+    pub webmail: Vec<WebmailRoute>,
+    /// How late an event may arrive and still be in order (e.g. `"2h"`). A day is judged
+    /// when the watermark — the newest event time minus this — passes the day's end.
+    #[serde(deserialize_with = "duration")]
+    pub allowed_lateness: Duration,
+    /// Live mode: an input with no events for this long stops holding the watermark back.
+    #[serde(deserialize_with = "duration")]
+    pub idle_timeout: Duration,
+    /// Hold mailboxes that are not on the roster but receive mail to the duty, from the
+    /// first full required reading day after they were first seen.
+    pub discover_mailboxes: bool,
+    /// Extra days the organisation gives free (e.g. a bridge day), `YYYY-MM-DD`.
+    pub extra_free_days: Vec<NaiveDate>,
+    /// Additional eves that are free: `twelfth_night_eve`, `maundy_thursday`,
+    /// `walpurgis_night`, `all_saints_eve`. None by default: the rule is exactly
+    /// Midsummer Eve, Christmas Eve and New Year's Eve.
+    pub free_eves: Vec<OptionalEve>,
+}
+
+/// One webmail host/path that counts as reading.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebmailRoute {
+    /// Host name, e.g. `webmail.exempel.se`.
+    pub host: String,
+    /// Path prefix, e.g. `/owa`; `/` matches every path.
+    #[serde(default = "default_path_prefix")]
+    pub path_prefix: String,
+}
+
+/// `[forwarding]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Forwarding {
+    /// External targets that are allowed, each with the reason (e.g. a partner's
+    /// approved system). An entry may be a full address or `@domain` for a whole domain.
+    pub allow: Vec<AllowedTarget>,
+    /// After a forwarded message to an external target is alerted, further messages for
+    /// the same (mailbox, target) within this window are counted, not alerted (`"24h"`).
+    #[serde(deserialize_with = "duration")]
+    pub suppress_window: Duration,
+}
+
+/// An allow-listed forwarding target.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AllowedTarget {
+    /// The address, or `@domain` for every address in that domain.
+    pub target: String,
+    /// Why it is allowed (required: the decision must be documented).
+    pub reason: String,
+}
+
+/// `[classification]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Classification {
+    /// Encryption that is approved for class-2 mail: `smime`, `pgp`, `gateway:NAME`.
+    /// `tls` and `none` are never approved: transport encryption does not protect the
+    /// message itself.
+    pub approved_encryption: Vec<String>,
+    /// Whether class-2 mail that stays inside the organisation is exempt from the
+    /// encryption requirement.
+    pub exempt_internal: bool,
+}
+
+/// `[roster]`
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RosterConfig {
+    /// Roster file (`.csv` or `.jsonl`). Relative paths are relative to the config file.
+    /// Without a roster, mailboxes are discovered from the stream.
+    pub path: Option<PathBuf>,
+}
+
+/// `[input]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Input {
+    /// Decoder for files and stdin.
+    pub format: crate::decode::Format,
+    /// Records longer than this many bytes are dead-lettered as `too_long`.
+    pub max_line_bytes: usize,
+}
+
+/// `[output]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Output {
+    /// Alerts file (JSON Lines); absent means stdout.
+    pub alerts: Option<PathBuf>,
+    /// Dead-letter file for records that could not be decoded.
+    pub dead_letter: PathBuf,
+    /// Address of the metrics/health HTTP endpoint.
+    pub metrics_addr: SocketAddr,
+}
+
+/// `[pipeline]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Pipeline {
+    /// Worker threads owning mailbox shards; 0 = one per core.
+    pub workers: usize,
+    /// Records per batch handed to the workers.
+    pub batch_size: usize,
+    /// Batches that may wait in each worker's queue before the reader blocks.
+    pub queue_batches: usize,
+}
+
+fn default_path_prefix() -> String {
+    // A route without a prefix means the whole host is webmail.
+    "/".into()
+}
+
+impl Default for Reading {
+    fn default() -> Self {
+        Reading {
+            webmail: Vec::new(),
+            // Mail servers and proxies ship logs within minutes; two hours absorbs a
+            // stalled shipper without delaying a day's verdict by much.
+            allowed_lateness: Duration::from_secs(2 * 3600),
+            // A quiet input for 15 minutes is idle: nights are quiet, days are not.
+            idle_timeout: Duration::from_secs(15 * 60),
+            // Unknown mailboxes that receive mail are real mailboxes someone must read.
+            discover_mailboxes: true,
+            extra_free_days: Vec::new(),
+            free_eves: Vec::new(),
+        }
+    }
+}
+
+impl Default for Forwarding {
+    fn default() -> Self {
+        // One alert a day per forwarded pair: enough to keep an open problem visible
+        // without flooding the queue with every message.
+        Forwarding { allow: Vec::new(), suppress_window: Duration::from_secs(24 * 3600) }
+    }
+}
+
+impl Default for Classification {
+    fn default() -> Self {
+        // Message-level encryption only; the organisation adds its gateway by name.
+        Classification { approved_encryption: vec!["smime".into(), "pgp".into()], exempt_internal: false }
+    }
+}
+
+impl Default for Input {
+    fn default() -> Self {
+        // 1 MiB: far above any real log line (a few KiB), low enough to bound memory.
+        Input { format: crate::decode::Format::Normalized, max_line_bytes: 1 << 20 }
+    }
+}
+
+impl Default for Output {
+    fn default() -> Self {
+        Output {
+            alerts: None,
+            // Next to where brevvakt runs: bad records are never silently dropped.
+            dead_letter: PathBuf::from("brevvakt.dead-letter.jsonl"),
+            // Loopback: metrics never leave the host unless the operator says so.
+            metrics_addr: SocketAddr::from(([127, 0, 0, 1], 9898)),
+        }
+    }
+}
+
+impl Default for Pipeline {
+    fn default() -> Self {
+        // 1024 records amortise channel costs; 4 queued batches per worker absorb bursts
+        // while keeping memory bounded (workers × 4 × 1024 events).
+        Pipeline { workers: 0, batch_size: 1024, queue_batches: 4 }
+    }
+}
+
+/// Parses `90s`, `15m`, `2h`, `1d` (or a bare number of seconds).
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: u64 = num.parse().map_err(|_| format!("{s:?} is not a duration like 90s, 15m, 2h or 1d"))?;
+    let mult = match unit {
+        "" | "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => return Err(format!("{s:?} has unknown unit {unit:?} (use s, m, h or d)")),
+    };
+    Ok(Duration::from_secs(n.saturating_mul(mult)))
+}
+
+fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    let s = String::deserialize(d)?;
+    parse_duration(&s).map_err(serde::de::Error::custom)
+}
+
+/// One problem with a configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// Dotted path of the field, e.g. `organisation.domains[1]`.
+    pub field: String,
+    /// What is wrong with it.
+    pub reason: String,
+}
+
+/// Every problem found in one configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigErrors(pub Vec<ConfigError>);
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for e in &self.0 {
+            writeln!(f, "{}: {}", e.field, e.reason)?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigErrors {}
+
+/// A configuration that passed validation, with its derived, ready-to-use parts.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The configuration as written.
+    pub config: Config,
+    /// The organisation's domains, ready for matching.
+    pub domains: OrgDomains,
+    /// The reading-day calendar with the organisation's options.
+    pub calendar: Calendar,
+    /// Approved class-2 encryption.
+    pub approved: Vec<Encryption>,
+    /// Directory relative paths are resolved against.
+    pub base_dir: PathBuf,
+}
+
+impl Settings {
+    /// The built-in default.
+    pub fn default_settings() -> Self {
+        // The embedded default is validated by a test; failing here is a build defect.
+        Self::from_toml(DEFAULT_TOML, Path::new(".")).expect("built-in default config is valid")
+    }
+
+    /// Reads and validates a config file.
+    pub fn load(path: &Path) -> Result<Self, ConfigErrors> {
+        let text = std::fs::read_to_string(path).map_err(|e| single(path.display().to_string(), e.to_string()))?;
+        let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        Self::from_toml(&text, &base)
+    }
+
+    /// Parses and validates TOML text.
+    pub fn from_toml(text: &str, base_dir: &Path) -> Result<Self, ConfigErrors> {
+        let config: Config = toml::from_str(text).map_err(toml_error)?;
+        Self::validate(config, base_dir)
+    }
+
+    fn validate(config: Config, base_dir: &Path) -> Result<Self, ConfigErrors> {
+        let mut errs = Vec::new();
+        let domains = check_domains(&config.organisation.domains, &mut errs);
+        let approved = check_encryption(&config.classification.approved_encryption, &mut errs);
+        check_limits(&config, &mut errs);
+        check_allow_list(&config.forwarding.allow, &mut errs);
+        check_webmail(&config.reading.webmail, &mut errs);
+        if !errs.is_empty() {
+            return Err(ConfigErrors(errs));
+        }
+        let calendar = Calendar::with_options(config.reading.extra_free_days.clone(), config.reading.free_eves.clone());
+        Ok(Settings { config, domains, calendar, approved, base_dir: base_dir.to_path_buf() })
+    }
+
+    /// The roster path resolved against the config file's directory.
+    pub fn roster_path(&self) -> Option<PathBuf> {
+        self.config.roster.path.as_ref().map(|p| self.base_dir.join(p))
+    }
+
+    /// Worker count with 0 resolved to the number of cores.
+    pub fn workers(&self) -> usize {
+        match self.config.pipeline.workers {
+            0 => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+            n => n,
+        }
+    }
+}
+
+fn single(field: String, reason: String) -> ConfigErrors {
+    ConfigErrors(vec![ConfigError { field, reason }])
+}
+
+/// Turns a TOML/serde error into `field: reason`, keeping toml's line/column pointer.
+fn toml_error(e: toml::de::Error) -> ConfigErrors {
+    let field = field_path_of(&e).unwrap_or_else(|| "(document)".into());
+    single(field, e.message().to_string() + &location(&e))
+}
+
+fn field_path_of(e: &toml::de::Error) -> Option<String> {
+    // toml reports the failing key in its rendered message as "in `a.b`" is not exposed
+    // structurally; the span's text gives the key for unknown fields and bad values.
+    let msg = e.to_string();
+    let line = msg.lines().find(|l| l.contains('|') && l.trim_start().starts_with(char::is_numeric))?;
+    let src = line.split_once('|')?.1.trim();
+    let key = src.split('=').next()?.trim().trim_matches(['[', ']']);
+    (!key.is_empty()).then(|| key.to_string())
+}
+
+fn location(e: &toml::de::Error) -> String {
+    e.to_string().lines().next().map(|l| format!(" ({})", l.trim_end_matches(':'))).unwrap_or_default()
+}
+
+fn check_domains(domains: &[String], errs: &mut Vec<ConfigError>) -> OrgDomains {
+    if domains.is_empty() {
+        errs.push(ConfigError { field: "organisation.domains".into(), reason: "at least one domain is required".into() });
+    }
+    for (i, d) in domains.iter().enumerate() {
+        if let Err(reason) = crate::domains::to_ascii(d) {
+            errs.push(ConfigError { field: format!("organisation.domains[{i}]"), reason });
+        }
+    }
+    OrgDomains::new(domains).unwrap_or_default()
+}
+
+fn check_encryption(names: &[String], errs: &mut Vec<ConfigError>) -> Vec<Encryption> {
+    let mut out = Vec::new();
+    for (i, n) in names.iter().enumerate() {
+        let field = format!("classification.approved_encryption[{i}]");
+        match Encryption::parse(n) {
+            Ok(Encryption::None | Encryption::Tls) => errs.push(ConfigError {
+                field,
+                reason: format!("{n:?} does not protect the message itself and cannot be approved"),
+            }),
+            Ok(e) => out.push(e),
+            Err(reason) => errs.push(ConfigError { field, reason }),
+        }
+    }
+    out
+}
+
+fn check_limits(c: &Config, errs: &mut Vec<ConfigError>) {
+    let mut need = |ok: bool, field: &str, reason: &str| {
+        if !ok {
+            errs.push(ConfigError { field: field.into(), reason: reason.into() });
+        }
+    };
+    need(c.input.max_line_bytes >= 256, "input.max_line_bytes", "must be at least 256");
+    need(c.pipeline.batch_size > 0, "pipeline.batch_size", "must be at least 1");
+    need(c.pipeline.queue_batches > 0, "pipeline.queue_batches", "must be at least 1");
+    need(c.pipeline.workers <= 1024, "pipeline.workers", "must be at most 1024");
+    need(!c.forwarding.suppress_window.is_zero(), "forwarding.suppress_window", "must be positive");
+    need(!c.reading.idle_timeout.is_zero(), "reading.idle_timeout", "must be positive");
+}
+
+fn check_allow_list(allow: &[AllowedTarget], errs: &mut Vec<ConfigError>) {
+    for (i, a) in allow.iter().enumerate() {
+        if a.reason.trim().is_empty() {
+            errs.push(ConfigError { field: format!("forwarding.allow[{i}].reason"), reason: "a reason is required".into() });
+        }
+        if crate::event::domain_of(&a.target).and_then(|d| crate::domains::to_ascii(d).ok()).is_none() {
+            errs.push(ConfigError {
+                field: format!("forwarding.allow[{i}].target"),
+                reason: format!("{:?} is not an address or @domain", a.target),
+            });
+        }
+    }
+}
+
+fn check_webmail(routes: &[WebmailRoute], errs: &mut Vec<ConfigError>) {
+    for (i, r) in routes.iter().enumerate() {
+        if crate::domains::to_ascii(&r.host).is_err() {
+            errs.push(ConfigError { field: format!("reading.webmail[{i}].host"), reason: format!("{:?} is not a host name", r.host) });
+        }
+        if !r.path_prefix.starts_with('/') {
+            errs.push(ConfigError { field: format!("reading.webmail[{i}].path_prefix"), reason: "must start with '/'".into() });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn built_in_default_is_valid() {
+        let s = Settings::from_toml(DEFAULT_TOML, Path::new(".")).unwrap();
+        assert!(s.domains.is_internal("a@exempel.se"));
+    }
+
+    #[test]
+    fn durations_parse() {
+        assert_eq!(parse_duration("2h").unwrap(), Duration::from_secs(7200));
+        assert_eq!(parse_duration("90").unwrap(), Duration::from_secs(90));
+        assert!(parse_duration("2 weeks").is_err());
+    }
+
+    #[test]
+    fn every_problem_is_listed_with_its_field() {
+        let text = r#"
+            [organisation]
+            name = "X"
+            domains = []
+            [classification]
+            approved_encryption = ["tls", "rot13"]
+            [pipeline]
+            batch_size = 0
+        "#;
+        let errs = Settings::from_toml(text, Path::new(".")).unwrap_err();
+        let fields: Vec<_> = errs.0.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(
+            fields,
+            ["organisation.domains", "classification.approved_encryption[0]", "classification.approved_encryption[1]", "pipeline.batch_size"]
+        );
+    }
+
+    #[test]
+    fn unknown_field_is_refused_with_its_name() {
+        let text = "[organisation]\nname = \"X\"\ndomains = [\"x.se\"]\ndomian = 1\n";
+        let errs = Settings::from_toml(text, Path::new(".")).unwrap_err();
+        assert_eq!(errs.0[0].field, "domian");
+        assert!(errs.0[0].reason.contains("unknown field"), "{errs}");
+    }
+}

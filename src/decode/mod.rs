@@ -1,0 +1,196 @@
+//! Decoders: raw records (one line of bytes) → normalized [`Event`]s.
+//!
+//! Guarantees: a decoder never panics on input; every record either yields zero or more
+//! events or a [`DecodeError`] whose [`ErrorReason`] is one of a small fixed set (so it can
+//! be a metric label) plus a human-readable detail for the dead-letter file. Decoders may
+//! keep state between lines of one input (a CSV `#Fields:` header, a Postfix queue id
+//! correlation), so one decoder instance serves exactly one input, in order.
+//!
+//! Not guaranteed: that an event is *relevant*; lines a format writes that carry nothing
+//! the rules need (headers, unrelated cmdlets) are skipped silently (`Ok` with no event).
+
+pub mod normalized;
+
+pub mod csvline;
+pub mod exchange_admin_audit;
+pub mod exchange_cmdlet;
+pub mod exchange_tracking;
+pub mod m365;
+pub mod mail;
+pub mod dovecot;
+pub mod postfix;
+pub mod squid;
+pub mod syslog;
+
+use std::fmt;
+
+use chrono::{DateTime, Datelike, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::event::{Event, SourcePos};
+
+/// Turns one record into events.
+pub trait Decoder: Send {
+    /// Decodes `line` (without its line terminator), read at `pos`, appending to `out`.
+    fn decode(&mut self, line: &[u8], pos: &SourcePos, out: &mut Vec<Event>) -> Result<(), DecodeError>;
+}
+
+/// Why a record could not be decoded: a bounded set, used as a metric label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorReason {
+    /// The bytes are not valid UTF-8.
+    NotUtf8,
+    /// The record is longer than `input.max_line_bytes`.
+    TooLong,
+    /// Not syntactically valid for the format (not JSON, wrong CSV arity, no syslog header).
+    Syntax,
+    /// A required field is missing.
+    MissingField,
+    /// A field has a value of the wrong kind or out of range.
+    InvalidValue,
+    /// The event type is not one the model knows.
+    UnknownType,
+    /// The time is missing its UTC offset, unparsable, or outside the supported years.
+    BadTime,
+}
+
+impl ErrorReason {
+    /// Every reason, for metrics and summaries.
+    pub const ALL: [ErrorReason; 7] = [
+        ErrorReason::NotUtf8,
+        ErrorReason::TooLong,
+        ErrorReason::Syntax,
+        ErrorReason::MissingField,
+        ErrorReason::InvalidValue,
+        ErrorReason::UnknownType,
+        ErrorReason::BadTime,
+    ];
+
+    /// The snake_case label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorReason::NotUtf8 => "not_utf8",
+            ErrorReason::TooLong => "too_long",
+            ErrorReason::Syntax => "syntax",
+            ErrorReason::MissingField => "missing_field",
+            ErrorReason::InvalidValue => "invalid_value",
+            ErrorReason::UnknownType => "unknown_type",
+            ErrorReason::BadTime => "bad_time",
+        }
+    }
+}
+
+/// A record that could not be decoded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DecodeError {
+    /// The bounded category.
+    pub reason: ErrorReason,
+    /// What exactly was wrong (never contains message content beyond field names).
+    pub detail: String,
+}
+
+impl DecodeError {
+    /// A new error.
+    pub fn new(reason: ErrorReason, detail: impl Into<String>) -> Self {
+        DecodeError { reason, detail: detail.into() }
+    }
+}
+
+impl fmt::Display for DecodeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.reason.as_str(), self.detail)
+    }
+}
+
+impl std::error::Error for DecodeError {}
+
+/// The input formats brevvakt decodes, selectable per file or topic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+#[value(rename_all = "snake_case")]
+pub enum Format {
+    /// brevvakt's normalized JSON Lines (see `schemas/`).
+    #[default]
+    Normalized,
+    /// Microsoft 365 / Exchange Online unified audit log records, JSON (see [`m365`]).
+    M365,
+    /// Exchange Server admin audit log records, JSON lines or CSV (see [`exchange_admin_audit`]).
+    ExchangeAdminAudit,
+    /// Exchange Server message tracking log, CSV with `#Fields:` (see [`exchange_tracking`]).
+    ExchangeTracking,
+    /// Postfix and Dovecot lines from syslog, RFC 3164 or RFC 5424 (see [`syslog`]).
+    #[serde(alias = "postfix", alias = "dovecot")]
+    #[value(alias = "postfix", alias = "dovecot")]
+    Syslog,
+    /// Squid access.log, native or common/combined (see [`squid`]).
+    Squid,
+}
+
+/// Options some formats need that the records themselves do not carry.
+#[derive(Debug, Clone)]
+pub struct DecodeOptions {
+    /// The year of RFC 3164 syslog times (which carry none). `None` makes every RFC 3164
+    /// line a `bad_time` error: the year is never guessed. Within one input the year steps
+    /// up by one when the month goes from December to January.
+    pub syslog_year: Option<i32>,
+    /// The zone of RFC 3164 syslog times (which carry no offset); default Europe/Stockholm.
+    pub syslog_timezone: chrono_tz::Tz,
+    /// The organisation's domains: only used to fill `mail.message` `direction`. Empty
+    /// (the default) makes every address with a domain count as outside.
+    pub org_domains: crate::domains::OrgDomains,
+}
+
+impl Default for DecodeOptions {
+    fn default() -> Self {
+        DecodeOptions {
+            syslog_year: None,
+            syslog_timezone: chrono_tz::Europe::Stockholm,
+            org_domains: crate::domains::OrgDomains::default(),
+        }
+    }
+}
+
+impl Format {
+    /// A fresh decoder for one input of this format.
+    pub fn decoder(self, opts: &DecodeOptions) -> Box<dyn Decoder> {
+        match self {
+            Format::Normalized => Box::new(normalized::NormalizedDecoder),
+            Format::M365 => Box::new(m365::M365Decoder),
+            Format::ExchangeAdminAudit => Box::new(exchange_admin_audit::AdminAuditDecoder::default()),
+            Format::ExchangeTracking => Box::new(exchange_tracking::TrackingDecoder::new(opts)),
+            Format::Syslog => Box::new(syslog::SyslogDecoder::new(opts)),
+            Format::Squid => Box::new(squid::SquidDecoder),
+        }
+    }
+}
+
+/// The first and last year an event time may have (the calendar's supported range).
+pub const YEARS: std::ops::RangeInclusive<i32> = crate::calendar::MIN_YEAR..=crate::calendar::MAX_YEAR;
+
+/// Parses an RFC 3339 time that carries an offset, within the supported years.
+pub fn parse_time(s: &str) -> Result<DateTime<Utc>, DecodeError> {
+    let t = DateTime::parse_from_rfc3339(s).map_err(|e| {
+        DecodeError::new(ErrorReason::BadTime, format!("time {s:?} is not RFC 3339 with an offset ({e})"))
+    })?;
+    check_year(t.with_timezone(&Utc))
+}
+
+/// Refuses instants outside the supported years.
+pub fn check_year(t: DateTime<Utc>) -> Result<DateTime<Utc>, DecodeError> {
+    if YEARS.contains(&t.year()) {
+        Ok(t)
+    } else {
+        Err(DecodeError::new(
+            ErrorReason::BadTime,
+            format!("time {t} is outside the supported years {}–{}", YEARS.start(), YEARS.end()),
+        ))
+    }
+}
+
+/// Checks that a record is UTF-8, with the standard error.
+pub fn utf8(line: &[u8]) -> Result<&str, DecodeError> {
+    std::str::from_utf8(line).map_err(|e| {
+        DecodeError::new(ErrorReason::NotUtf8, format!("invalid UTF-8 at byte {}", e.valid_up_to()))
+    })
+}

@@ -1,0 +1,97 @@
+//! Rule 3: class-2 information may be mailed only with approved message encryption;
+//! class-3 information must not be mailed at all.
+//!
+//! - `mail.message` with classification 2 whose encryption is not in
+//!   `classification.approved_encryption` (default S/MIME and PGP plus named gateways;
+//!   TLS alone never counts) → alert, severity high. Mail that stays inside the
+//!   organisation is exempt only when `classification.exempt_internal` is set.
+//! - Classification 3 in any message, encrypted or not → alert, severity critical.
+//!
+//! The message is judged once, at the mailbox that answers for it (the local sender, else
+//! the first local recipient). The same message logged twice (several hops, several
+//! recipients) gives one alert: the alert id is derived from the Message-ID and level, and
+//! the last few ids per mailbox are remembered to suppress repeats.
+
+use serde::{Deserialize, Serialize};
+
+use super::{evidence_of, Ctx, Detector, Mailbox, Roles, Routed};
+use crate::alert::{alert_id, Alert, Evidence, Rule, Severity, Status};
+use crate::config::Settings;
+use crate::domains::OrgDomains;
+use crate::event::{Encryption, Event, EventBody, MailMessage};
+
+/// Recent classified message ids remembered per mailbox.
+const RECENT: usize = 8;
+
+/// The detector.
+pub struct ClassifiedMail {
+    approved: Vec<Encryption>,
+    exempt_internal: bool,
+    domains: OrgDomains,
+}
+
+/// Per-mailbox state: ids of the last alerts, to give one alert per message.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct State {
+    recent: Vec<String>,
+}
+
+impl Detector for ClassifiedMail {
+    type State = State;
+
+    fn new(s: &Settings) -> Self {
+        ClassifiedMail {
+            approved: s.approved.clone(),
+            exempt_internal: s.config.classification.exempt_internal,
+            domains: s.domains.clone(),
+        }
+    }
+
+    fn on_event(&self, _ctx: &Ctx, mb: Mailbox, st: &mut State, ev: &Routed, out: &mut Vec<Alert>) {
+        let EventBody::Message(m) = &ev.event.body else { return };
+        if !ev.roles.has(Roles::CLASSIFIED_OWNER) {
+            return;
+        }
+        let Some(severity) = self.violation(m) else { return };
+        let key = if m.message_id.is_empty() { ev.event.source.to_string() } else { m.message_id.clone() };
+        let level = m.classification.unwrap_or_default().to_string();
+        let id = alert_id(&[Rule::ClassifiedMail.as_str(), &key, &level]);
+        if st.recent.contains(&id) {
+            return;
+        }
+        if st.recent.len() >= RECENT {
+            st.recent.remove(0);
+        }
+        st.recent.push(id.clone());
+        out.push(mb.alert(Rule::ClassifiedMail, severity, Status::Open, id.clone(), id, ev.event.time, evidence(&ev.event, m)));
+    }
+
+    fn is_idle(st: &State) -> bool {
+        st.recent.is_empty()
+    }
+}
+
+impl ClassifiedMail {
+    /// The severity of the breach, if the message breaks the rule.
+    fn violation(&self, m: &MailMessage) -> Option<Severity> {
+        match m.classification? {
+            3 => Some(Severity::Critical),
+            2 if !self.approved.contains(&m.encryption) && !self.exempt(m) => Some(Severity::High),
+            _ => None,
+        }
+    }
+
+    fn exempt(&self, m: &MailMessage) -> bool {
+        self.exempt_internal && std::iter::once(&m.sender).chain(&m.recipients).all(|a| self.domains.is_internal(a))
+    }
+}
+
+fn evidence(ev: &Event, m: &MailMessage) -> Evidence {
+    Evidence {
+        message_id: Some(m.message_id.clone()),
+        classification: m.classification,
+        encryption: Some(m.encryption.to_string()),
+        targets: m.recipients.clone(),
+        ..evidence_of(ev)
+    }
+}

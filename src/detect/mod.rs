@@ -1,0 +1,182 @@
+//! Detectors: one rule each, one file each, behind the [`Detector`] trait.
+//!
+//! A detector sees one mailbox at a time: the routed event, that mailbox's roster entry
+//! (if any) and *its own* slice of the mailbox's state, declared up front as
+//! `Detector::State`. The shard that owns the mailbox calls the hooks; a detector never
+//! takes a lock and never sees another mailbox. Hooks have no-op defaults, so a detector
+//! implements only what its rule needs.
+//!
+//! Guarantees: given the same sequence of hook calls a detector produces the same alerts
+//! (no clocks, no randomness, no iteration over unordered collections).
+//! Adding a rule: a new file here and one line in the `detectors!` list below.
+
+pub mod classification;
+pub mod forwarding;
+pub mod reading_duty;
+
+use std::sync::Arc;
+
+use chrono::NaiveDate;
+use serde::{de::DeserializeOwned, Deserialize, Serialize};
+
+use crate::alert::{Alert, Evidence, Rule, Severity, Status};
+use crate::config::Settings;
+use crate::event::Event;
+use crate::roster::RosterEntry;
+
+/// What an event means for the mailbox it was routed to (a bit set: one event can play
+/// several roles for the same mailbox).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Roles(u8);
+
+impl Roles {
+    /// The mailbox received the message.
+    pub const RECIPIENT: Roles = Roles(1);
+    /// The message was addressed to this mailbox and the server re-addressed it.
+    pub const FORWARDED_FOR: Roles = Roles(2);
+    /// This mailbox answers for the message's classification (local sender, else first
+    /// local recipient).
+    pub const CLASSIFIED_OWNER: Roles = Roles(4);
+    /// A forwarding configuration of this mailbox changed.
+    pub const CONFIG: Roles = Roles(8);
+    /// Someone entitled to read this mailbox (owner, delegate, member) read it.
+    pub const READ: Roles = Roles(16);
+
+    /// True when every bit of `other` is set.
+    pub fn has(self, other: Roles) -> bool {
+        self.0 & other.0 == other.0
+    }
+
+    /// Adds the bits of `other`.
+    pub fn insert(&mut self, other: Roles) {
+        self.0 |= other.0;
+    }
+}
+
+/// An event routed to one mailbox.
+#[derive(Debug, Clone)]
+pub struct Routed {
+    /// The mailbox's primary address (the shard key).
+    pub mailbox: Box<str>,
+    /// What the event means for it.
+    pub roles: Roles,
+    /// The event (shared between the mailboxes it was routed to).
+    pub event: Arc<Event>,
+}
+
+/// Shared, read-only context of a shard.
+pub struct Ctx<'a> {
+    /// Validated configuration.
+    pub settings: &'a Settings,
+    /// The first local day not yet judged (days before it are closed).
+    pub first_open_day: NaiveDate,
+    /// The first day of the stream: roster mailboxes are held to the duty from it.
+    pub first_day: NaiveDate,
+}
+
+/// The mailbox a hook is about.
+#[derive(Clone, Copy)]
+pub struct Mailbox<'a> {
+    /// Primary address.
+    pub address: &'a str,
+    /// Its roster entry, if on the roster.
+    pub entry: Option<&'a RosterEntry>,
+}
+
+impl Mailbox<'_> {
+    /// An alert about this mailbox, routed to its manager and unit.
+    pub fn alert(&self, rule: Rule, severity: Severity, status: Status, id: String, finding: String, time: chrono::DateTime<chrono::Utc>, evidence: Evidence) -> Alert {
+        Alert {
+            id,
+            finding,
+            rule,
+            severity,
+            status,
+            time,
+            mailbox: self.address.to_string(),
+            manager: self.entry.and_then(|e| e.manager.clone()),
+            org_unit: self.entry.and_then(|e| e.org_unit.clone()),
+            day: None,
+            evidence,
+            policy: policy(rule).into(),
+        }
+    }
+}
+
+/// The rule texts quoted in alerts.
+pub fn policy(rule: Rule) -> &'static str {
+    match rule {
+        Rule::ExternalForwarding => "Mail must never be forwarded automatically to a mail system outside the organisation.",
+        Rule::MailboxNotRead => "Every mailbox must be read at least once on every required reading day (Mon–Fri except public holidays, Midsummer Eve, Christmas Eve and New Year's Eve); a delegate's or member's read counts.",
+        Rule::ClassifiedMail => "Class 2 information may be mailed only with approved message encryption; class 3 information must not be mailed at all.",
+    }
+}
+
+/// One rule.
+pub trait Detector: Send + Sync + Sized {
+    /// The per-mailbox state this rule needs (kept small: it exists for every mailbox).
+    type State: Default + Clone + Serialize + DeserializeOwned + Send + 'static;
+
+    /// Builds the detector from the validated configuration.
+    fn new(settings: &Settings) -> Self;
+
+    /// An event was routed to the mailbox.
+    fn on_event(&self, _ctx: &Ctx, _mb: Mailbox, _st: &mut Self::State, _ev: &Routed, _out: &mut Vec<Alert>) {}
+
+    /// The watermark passed the end of `day`; `required` says whether it was a required
+    /// reading day. Called once per day per mailbox, in day order, never twice for a day.
+    fn on_day_closed(&self, _ctx: &Ctx, _mb: Mailbox, _st: &mut Self::State, _day: NaiveDate, _required: bool, _out: &mut Vec<Alert>) {}
+
+    /// Whether the state holds nothing worth keeping (the mailbox can be forgotten).
+    fn is_idle(_st: &Self::State) -> bool {
+        true
+    }
+}
+
+macro_rules! detectors {
+    ($($field:ident : $ty:ty),* $(,)?) => {
+        /// Everything brevvakt keeps about one mailbox: one slice per detector.
+        #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+        pub struct MailboxState { $(
+            #[doc = concat!("State of `", stringify!($ty), "`.")]
+            pub $field: <$ty as Detector>::State,
+        )* }
+
+        /// One instance of every detector.
+        pub struct Detectors { $( $field: $ty, )* }
+
+        impl Detectors {
+            /// Builds every detector.
+            pub fn new(settings: &Settings) -> Self {
+                Detectors { $( $field: <$ty as Detector>::new(settings), )* }
+            }
+
+            /// Calls every detector's `on_event`.
+            pub fn on_event(&self, ctx: &Ctx, mb: Mailbox, st: &mut MailboxState, ev: &Routed, out: &mut Vec<Alert>) {
+                $( self.$field.on_event(ctx, mb, &mut st.$field, ev, out); )*
+            }
+
+            /// Calls every detector's `on_day_closed`.
+            pub fn on_day_closed(&self, ctx: &Ctx, mb: Mailbox, st: &mut MailboxState, day: NaiveDate, required: bool, out: &mut Vec<Alert>) {
+                $( self.$field.on_day_closed(ctx, mb, &mut st.$field, day, required, out); )*
+            }
+
+            /// True when no detector keeps anything for the mailbox.
+            pub fn is_idle(st: &MailboxState) -> bool {
+                true $( && <$ty as Detector>::is_idle(&st.$field) )*
+            }
+        }
+    };
+}
+
+detectors! {
+    forwarding: forwarding::ExternalForwarding,
+    reading: reading_duty::ReadingDuty,
+    classification: classification::ClassifiedMail,
+}
+
+/// An `Evidence` for one event.
+pub fn evidence_of(ev: &Event) -> Evidence {
+    Evidence { events: vec![ev.source.clone()], count: 1, ..Evidence::default() }
+}
+

@@ -1,0 +1,104 @@
+//! The organisation's domains and the one question the rules ask of them: is an address
+//! inside the organisation?
+//!
+//! Guarantees: matching is case-insensitive, subdomain-aware (`skola.exempel.se` is inside
+//! when `exempel.se` is configured) and IDN-safe (Unicode domains are compared in their
+//! ASCII/punycode form, so `kommun.åre.se` and `kommun.xn--re-xia.se` are the same). A
+//! label boundary is required: `notexempel.se` is outside.
+//! An address without a domain (an Exchange object name such as `Anna Andersson`) cannot
+//! leave the organisation and counts as inside.
+
+use std::borrow::Cow;
+
+/// The configured organisation domains, in ASCII form.
+#[derive(Debug, Clone, Default)]
+pub struct OrgDomains {
+    ascii: Vec<String>,
+}
+
+impl OrgDomains {
+    /// Builds the set; fails with the offending domain when one is not a valid domain name.
+    pub fn new<S: AsRef<str>>(domains: &[S]) -> Result<Self, String> {
+        let ascii = domains
+            .iter()
+            .map(|d| to_ascii(d.as_ref()).map(Cow::into_owned))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(OrgDomains { ascii })
+    }
+
+    /// True when the address (or bare domain) belongs to the organisation.
+    pub fn is_internal(&self, address: &str) -> bool {
+        let Some(domain) = crate::event::domain_of(address) else { return true };
+        match to_ascii(domain) {
+            Ok(d) => self.ascii.iter().any(|org| is_same_or_sub(&d, org)),
+            Err(_) => false,
+        }
+    }
+
+    /// True when the address is outside the organisation.
+    pub fn is_external(&self, address: &str) -> bool {
+        !self.is_internal(address)
+    }
+}
+
+fn is_same_or_sub(domain: &str, org: &str) -> bool {
+    domain == org
+        || (domain.len() > org.len()
+            && domain.ends_with(org)
+            && domain.as_bytes()[domain.len() - org.len() - 1] == b'.')
+}
+
+/// Lower-cased ASCII (punycode) form of a domain; plain ASCII domains are not reallocated
+/// unless they contain upper case.
+pub fn to_ascii(domain: &str) -> Result<Cow<'_, str>, String> {
+    let d = domain.trim().trim_end_matches('.');
+    if d.is_empty() {
+        return Err(format!("{domain:?} is not a domain name"));
+    }
+    if d.is_ascii() && !d.bytes().any(|b| b.is_ascii_uppercase()) {
+        return valid_ascii(d).then_some(Cow::Borrowed(d)).ok_or_else(|| format!("{domain:?} is not a domain name"));
+    }
+    idna::domain_to_ascii(d).map(Cow::Owned).map_err(|_| format!("{domain:?} is not a valid domain name"))
+}
+
+fn valid_ascii(d: &str) -> bool {
+    d.split('.').all(|l| !l.is_empty() && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn org() -> OrgDomains {
+        OrgDomains::new(&["exempel.se", "kommun.åre.se"]).unwrap()
+    }
+
+    #[test]
+    fn subdomain_of_the_organisation_is_internal() {
+        assert!(org().is_internal("elev@skola.exempel.se"));
+        assert!(org().is_internal("Anna@EXEMPEL.SE"));
+    }
+
+    #[test]
+    fn gmail_and_lookalikes_are_external() {
+        assert!(org().is_external("anna@gmail.com"));
+        assert!(org().is_external("anna@notexempel.se"));
+        assert!(org().is_external("anna@exempel.se.evil.com"));
+    }
+
+    #[test]
+    fn unicode_and_punycode_domains_are_the_same() {
+        assert!(org().is_internal("a@kommun.xn--re-xia.se"));
+        assert!(org().is_internal("a@Kommun.Åre.se"));
+    }
+
+    #[test]
+    fn object_names_without_domain_stay_inside() {
+        assert!(org().is_internal("anna andersson"));
+    }
+
+    #[test]
+    fn invalid_domain_is_refused() {
+        assert!(OrgDomains::new(&["exa mple.se"]).is_err());
+    }
+}

@@ -1,0 +1,445 @@
+//! The normalized event model: the one shape every decoder produces and every detector reads.
+//!
+//! Guarantees:
+//! - Every [`Event`] carries an instant (`time`, normalised to UTC from an RFC 3339 time
+//!   *with* an offset — a time without one is a decode error, never guessed) and a
+//!   [`SourcePos`] that names where the record came from (file + line, or
+//!   topic/partition/offset), so every alert can be traced back to its evidence.
+//! - Addresses and user ids are lower-cased and trimmed once, at decode time.
+//! - Only metadata exists here: there is no field for a message body or a subject line.
+//!   A subject may be represented by its length or a hash computed upstream; a `subject`
+//!   field present in an input record is ignored and never stored.
+//!
+//! The JSON Schemas in `schemas/` describe the same model as it appears in JSON Lines; the
+//! test suite validates the bundled samples against them.
+
+use std::fmt;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// Where a record came from: the input's name and the record's position in it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct SourcePos {
+    /// Input name: a file path, `-` for stdin, or a Kafka topic.
+    pub name: Arc<str>,
+    /// Position inside the input: 1-based line number, or the Kafka offset.
+    pub offset: u64,
+    /// Kafka partition, absent for files.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partition: Option<i32>,
+}
+
+impl SourcePos {
+    /// A position in a line-oriented file (1-based line number).
+    pub fn line(name: Arc<str>, line: u64) -> Self {
+        SourcePos { name, offset: line, partition: None }
+    }
+}
+
+impl fmt::Display for SourcePos {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.partition {
+            Some(p) => write!(f, "{}/{}/{}", self.name, p, self.offset),
+            None => write!(f, "{}:{}", self.name, self.offset),
+        }
+    }
+}
+
+/// One decoded event.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Event {
+    /// When it happened (event time), in UTC.
+    pub time: DateTime<Utc>,
+    /// Where the record was read.
+    pub source: SourcePos,
+    /// What happened.
+    pub body: EventBody,
+}
+
+/// The kinds of event, tagged in JSON by `"type"`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type")]
+pub enum EventBody {
+    /// One message transfer or delivery.
+    #[serde(rename = "mail.message")]
+    Message(MailMessage),
+    /// A change of a forwarding configuration.
+    #[serde(rename = "mailbox.forwarding")]
+    Forwarding(ForwardingChange),
+    /// A read (login or item access) of a mailbox.
+    #[serde(rename = "mailbox.access")]
+    Access(MailboxAccess),
+    /// A web proxy log entry.
+    #[serde(rename = "proxy.request")]
+    Proxy(ProxyRequest),
+    /// Delegate (proxy) access granted or removed.
+    #[serde(rename = "mailbox.delegation")]
+    Delegation(DelegationChange),
+}
+
+impl EventBody {
+    /// The event type as it appears in JSON and in metric labels.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            EventBody::Message(_) => "mail.message",
+            EventBody::Forwarding(_) => "mailbox.forwarding",
+            EventBody::Access(_) => "mailbox.access",
+            EventBody::Proxy(_) => "proxy.request",
+            EventBody::Delegation(_) => "mailbox.delegation",
+        }
+    }
+}
+
+/// Every event type name, in a fixed order (summaries and metrics).
+pub const EVENT_TYPES: [&str; 5] =
+    ["mail.message", "mailbox.forwarding", "mailbox.access", "proxy.request", "mailbox.delegation"];
+
+/// Direction of a message relative to the organisation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Direction {
+    /// From outside to a local recipient.
+    Inbound,
+    /// From a local sender to outside.
+    Outbound,
+    /// Between local addresses.
+    Internal,
+}
+
+/// What the server did with the message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    /// Final delivery into a mailbox.
+    Deliver,
+    /// Handed to another server.
+    Relay,
+    /// Re-sent to another address by a forwarding setting or rule.
+    Forward,
+    /// Redirected (envelope rewritten) by a rule.
+    Redirect,
+    /// Expanded by an alias or distribution list.
+    Expand,
+}
+
+impl Action {
+    /// Forward, redirect and expand are automatic re-addressing by the server.
+    pub fn is_automatic_readdressing(self) -> bool {
+        matches!(self, Action::Forward | Action::Redirect | Action::Expand)
+    }
+}
+
+/// How the message was protected.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Encryption {
+    /// Sent in clear.
+    #[default]
+    None,
+    /// Transport encryption only (STARTTLS): does not protect the message itself.
+    Tls,
+    /// S/MIME message encryption.
+    Smime,
+    /// OpenPGP message encryption.
+    Pgp,
+    /// Encrypted by the named encryption gateway.
+    Gateway(Box<str>),
+}
+
+impl Encryption {
+    /// Parses `none | tls | smime | pgp | gateway:NAME` (case-insensitive).
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let lower = s.trim().to_ascii_lowercase();
+        match lower.as_str() {
+            "none" | "" => Ok(Encryption::None),
+            "tls" => Ok(Encryption::Tls),
+            "smime" | "s/mime" => Ok(Encryption::Smime),
+            "pgp" | "openpgp" => Ok(Encryption::Pgp),
+            _ => match lower.strip_prefix("gateway:") {
+                Some(name) if !name.is_empty() => Ok(Encryption::Gateway(name.into())),
+                _ => Err(format!("unknown encryption {s:?} (expected none, tls, smime, pgp or gateway:NAME)")),
+            },
+        }
+    }
+}
+
+impl fmt::Display for Encryption {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Encryption::None => f.write_str("none"),
+            Encryption::Tls => f.write_str("tls"),
+            Encryption::Smime => f.write_str("smime"),
+            Encryption::Pgp => f.write_str("pgp"),
+            Encryption::Gateway(n) => write!(f, "gateway:{n}"),
+        }
+    }
+}
+
+impl Serialize for Encryption {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Encryption {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        Encryption::parse(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+/// `mail.message`: one transfer or delivery of one message.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MailMessage {
+    /// The Message-ID header (without angle brackets).
+    pub message_id: String,
+    /// Envelope sender.
+    #[serde(deserialize_with = "addr::one")]
+    pub sender: String,
+    /// Recipients of this transfer (after any rewriting).
+    #[serde(deserialize_with = "addr::many")]
+    pub recipients: Vec<String>,
+    /// Inbound, outbound or internal.
+    pub direction: Direction,
+    /// What the server did.
+    pub action: Action,
+    /// The recipient as originally addressed, where the server rewrote it (alias, forward).
+    #[serde(default, deserialize_with = "addr::opt", skip_serializing_if = "Option::is_none")]
+    pub original_recipient: Option<String>,
+    /// The server that logged the transfer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server: Option<String>,
+    /// Length of the subject in characters (the text itself is never kept).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject_len: Option<u32>,
+    /// A hash of the subject computed upstream (the text itself is never kept).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject_hash: Option<String>,
+    /// Information classification level 0–3, absent when unknown.
+    #[serde(default, deserialize_with = "classification", skip_serializing_if = "Option::is_none")]
+    pub classification: Option<u8>,
+    /// How the message was protected; absent means none.
+    #[serde(default)]
+    pub encryption: Encryption,
+}
+
+fn classification<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u8>, D::Error> {
+    match Option::<u64>::deserialize(d)? {
+        Some(c) if c <= 3 => Ok(Some(c as u8)),
+        Some(c) => Err(serde::de::Error::custom(format!("classification {c} is not 0–3"))),
+        None => Ok(None),
+    }
+}
+
+/// The mechanism by which forwarding was configured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Mechanism {
+    /// A user's inbox rule (forward/redirect action).
+    InboxRule,
+    /// Mailbox-level forwarding (e.g. Exchange ForwardingSmtpAddress).
+    MailboxForwarding,
+    /// An organisation-wide transport rule.
+    TransportRule,
+    /// A sieve `redirect` action.
+    SieveRedirect,
+}
+
+impl Mechanism {
+    /// The snake_case name used in JSON and alerts.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mechanism::InboxRule => "inbox_rule",
+            Mechanism::MailboxForwarding => "mailbox_forwarding",
+            Mechanism::TransportRule => "transport_rule",
+            Mechanism::SieveRedirect => "sieve_redirect",
+        }
+    }
+}
+
+/// State of a configuration after the change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConfigState {
+    /// Created or switched on.
+    Enabled,
+    /// Switched off but kept.
+    Disabled,
+    /// Deleted.
+    Removed,
+}
+
+/// `mailbox.forwarding`: a forwarding configuration change.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ForwardingChange {
+    /// The mailbox whose mail is forwarded; absent for organisation-wide transport rules.
+    #[serde(default, deserialize_with = "addr::opt", skip_serializing_if = "Option::is_none")]
+    pub mailbox: Option<String>,
+    /// Who made the change.
+    #[serde(default, deserialize_with = "addr::opt", skip_serializing_if = "Option::is_none")]
+    pub actor: Option<String>,
+    /// How forwarding was configured.
+    pub mechanism: Mechanism,
+    /// The rule's name (inbox rule, transport rule, sieve script), when it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rule: Option<String>,
+    /// Where mail is forwarded to.
+    #[serde(default, deserialize_with = "addr::many")]
+    pub targets: Vec<String>,
+    /// Whether a copy stays in the mailbox.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keep_copy: Option<bool>,
+    /// Enabled, disabled or removed.
+    pub state: ConfigState,
+}
+
+/// The client or protocol of a mailbox access.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Protocol {
+    /// IMAP.
+    Imap,
+    /// POP3.
+    Pop3,
+    /// Outlook on the web.
+    Owa,
+    /// Exchange Web Services.
+    Ews,
+    /// Exchange ActiveSync (phones).
+    Activesync,
+    /// MAPI (Outlook desktop).
+    Mapi,
+}
+
+/// Outcome of an access attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AccessResult {
+    /// The user got in.
+    Success,
+    /// The attempt failed (wrong password, no permission).
+    Failure,
+}
+
+/// `mailbox.access`: a login to or item access in a mailbox.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MailboxAccess {
+    /// The mailbox accessed.
+    #[serde(deserialize_with = "addr::one")]
+    pub mailbox: String,
+    /// Who accessed it (the owner, a delegate, a member, or someone else).
+    #[serde(deserialize_with = "addr::one")]
+    pub user: String,
+    /// Client or protocol.
+    pub protocol: Protocol,
+    /// Success or failure.
+    pub result: AccessResult,
+}
+
+/// `proxy.request`: one web proxy log entry.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProxyRequest {
+    /// Authenticated proxy user, when the proxy knows it.
+    #[serde(default, deserialize_with = "addr::opt", skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    /// Requested host (lower-cased).
+    #[serde(deserialize_with = "addr::one")]
+    pub host: String,
+    /// Requested path (no query string is needed or kept by the detectors).
+    pub path: String,
+    /// HTTP method.
+    pub method: String,
+    /// HTTP status returned.
+    pub status: u16,
+}
+
+/// Granted or removed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GrantState {
+    /// Access given.
+    Granted,
+    /// Access taken away.
+    Removed,
+}
+
+/// `mailbox.delegation`: delegate (proxy) access granted or removed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DelegationChange {
+    /// The mailbox.
+    #[serde(deserialize_with = "addr::one")]
+    pub mailbox: String,
+    /// The user given or losing access.
+    #[serde(deserialize_with = "addr::one")]
+    pub delegate: String,
+    /// Granted or removed.
+    pub state: GrantState,
+    /// Who made the change.
+    #[serde(default, deserialize_with = "addr::opt", skip_serializing_if = "Option::is_none")]
+    pub actor: Option<String>,
+}
+
+/// Normalisation of addresses and user ids while deserializing: trimmed, lower-cased,
+/// angle brackets and an `smtp:` prefix removed.
+pub mod addr {
+    use serde::{Deserialize, Deserializer};
+    use std::borrow::Cow;
+
+    /// Normalises one address or user id.
+    pub fn normalize(s: &str) -> String {
+        let s = s.trim().trim_start_matches('<').trim_end_matches('>');
+        let s = match s.get(..5) {
+            Some(p) if p.eq_ignore_ascii_case("smtp:") => &s[5..],
+            _ => s,
+        };
+        s.trim().to_lowercase()
+    }
+
+    /// A required address.
+    pub fn one<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+        let s = <Cow<'de, str>>::deserialize(d)?;
+        let n = normalize(&s);
+        if n.is_empty() {
+            return Err(serde::de::Error::custom("empty address"));
+        }
+        Ok(n)
+    }
+
+    /// An optional address (absent, null or empty mean none).
+    pub fn opt<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+        let s = <Option<Cow<'de, str>>>::deserialize(d)?;
+        Ok(s.map(|s| normalize(&s)).filter(|s| !s.is_empty()))
+    }
+
+    /// A list of addresses.
+    pub fn many<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+        let v = <Vec<Cow<'de, str>>>::deserialize(d)?;
+        Ok(v.iter().map(|s| normalize(s)).filter(|s| !s.is_empty()).collect())
+    }
+}
+
+/// The part of an address after the last `@`, if any.
+pub fn domain_of(address: &str) -> Option<&str> {
+    address.rsplit_once('@').map(|(_, d)| d).filter(|d| !d.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses_are_normalised() {
+        assert_eq!(addr::normalize(" <Anna.Andersson@Exempel.SE> "), "anna.andersson@exempel.se");
+        assert_eq!(addr::normalize("SMTP:x@Gmail.com"), "x@gmail.com");
+    }
+
+    #[test]
+    fn encryption_round_trips() {
+        for s in ["none", "tls", "smime", "pgp", "gateway:sefos"] {
+            assert_eq!(Encryption::parse(s).unwrap().to_string(), s);
+        }
+        assert!(Encryption::parse("gateway:").is_err());
+        assert!(Encryption::parse("rot13").is_err());
+    }
+}

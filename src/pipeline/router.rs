@@ -1,0 +1,144 @@
+//! The router: decides which mailboxes an event concerns and what it means for each.
+//!
+//! Runs on one thread, in stream order, so its own small state — delegations granted and
+//! removed by `mailbox.delegation` events — evolves deterministically. Guarantees:
+//! - addresses are resolved to the mailbox's primary address (roster aliases);
+//! - only mailboxes inside the organisation are routed to;
+//! - a read counts (`READ`) only when the accessing user is the owner, a delegate (roster,
+//!   roster exemption with delegate, or a granted delegation) or a member, the access
+//!   succeeded, or — for proxy entries — the request hit a configured webmail route with a
+//!   status below 400;
+//! - one event is routed at most once per mailbox, with all its roles merged.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+
+use chrono::NaiveDate;
+
+use crate::calendar::local_day;
+use crate::config::Settings;
+use crate::detect::{Roles, Routed};
+use crate::event::{AccessResult, DelegationChange, Event, EventBody, ForwardingChange, GrantState, MailMessage, MailboxAccess, ProxyRequest};
+use crate::roster::Roster;
+
+/// Routes events to mailboxes.
+pub struct Router {
+    settings: Arc<Settings>,
+    roster: Arc<Roster>,
+    /// Delegations granted by events: mailbox → users, and user → mailboxes.
+    delegates: HashMap<String, BTreeSet<String>>,
+    delegated_to: HashMap<String, BTreeSet<String>>,
+}
+
+impl Router {
+    /// A router over the configuration and roster.
+    pub fn new(settings: Arc<Settings>, roster: Arc<Roster>) -> Self {
+        Router { settings, roster, delegates: HashMap::new(), delegated_to: HashMap::new() }
+    }
+
+    /// Appends the routed copies of `ev` to `out`.
+    pub fn route(&mut self, ev: &Arc<Event>, out: &mut Vec<Routed>) {
+        let mut targets: Vec<(String, Roles)> = Vec::new();
+        match &ev.body {
+            EventBody::Message(m) => self.message(m, &mut targets),
+            EventBody::Forwarding(f) => self.forwarding(f, &mut targets),
+            EventBody::Access(a) => self.access(a, local_day(ev.time), &mut targets),
+            EventBody::Proxy(p) => self.proxy(p, local_day(ev.time), &mut targets),
+            EventBody::Delegation(d) => self.delegation(d),
+        }
+        out.extend(targets.into_iter().map(|(m, roles)| Routed { mailbox: m.into(), roles, event: ev.clone() }));
+    }
+
+    fn local(&self, address: &str) -> Option<String> {
+        self.settings.domains.is_internal(address).then(|| self.roster.canonical(address).to_string())
+    }
+
+    fn message(&self, m: &MailMessage, t: &mut Vec<(String, Roles)>) {
+        for r in &m.recipients {
+            if let Some(mb) = self.local(r).filter(|_| r.contains('@')) {
+                add(t, mb, Roles::RECIPIENT);
+            }
+        }
+        let forwarded_out = m.recipients.iter().any(|r| self.settings.domains.is_external(r));
+        if let Some(orig) = m.original_recipient.as_deref().filter(|_| forwarded_out) {
+            if let Some(mb) = self.local(orig) {
+                add(t, mb.clone(), Roles::RECIPIENT);
+                add(t, mb, Roles::FORWARDED_FOR);
+            }
+        }
+        if m.classification.is_some() {
+            let owner = std::iter::once(&m.sender).chain(m.original_recipient.iter()).chain(&m.recipients).find_map(|a| self.local(a));
+            if let Some(mb) = owner {
+                add(t, mb, Roles::CLASSIFIED_OWNER);
+            }
+        }
+    }
+
+    fn forwarding(&self, f: &ForwardingChange, t: &mut Vec<(String, Roles)>) {
+        let key = match (&f.mailbox, &f.rule) {
+            (Some(mb), _) => self.roster.canonical(mb).to_string(),
+            (None, Some(rule)) => format!("transport-rule:{rule}"),
+            (None, None) => "transport-rule:".to_string(),
+        };
+        add(t, key, Roles::CONFIG);
+    }
+
+    fn access(&self, a: &MailboxAccess, day: NaiveDate, t: &mut Vec<(String, Roles)>) {
+        if a.result != AccessResult::Success {
+            return;
+        }
+        if let Some(mb) = self.local(&a.mailbox) {
+            if self.may_read(&mb, &a.user, day) {
+                add(t, mb, Roles::READ);
+            }
+        }
+    }
+
+    fn proxy(&self, p: &ProxyRequest, day: NaiveDate, t: &mut Vec<(String, Roles)>) {
+        let Some(user) = p.user.as_deref() else { return };
+        if p.status >= 400 || !self.is_webmail(p) {
+            return;
+        }
+        let own = self.local(user).filter(|_| user.contains('@'));
+        let rostered = self.roster.readable_by(user).filter(|e| e.relation(user, day).is_some()).map(|e| e.address.clone());
+        let granted = self.delegated_to.get(user).into_iter().flatten().cloned();
+        for mb in own.into_iter().chain(rostered).chain(granted) {
+            add(t, mb, Roles::READ);
+        }
+    }
+
+    fn is_webmail(&self, p: &ProxyRequest) -> bool {
+        self.settings.config.reading.webmail.iter().any(|w| w.host.eq_ignore_ascii_case(&p.host) && p.path.starts_with(&w.path_prefix))
+    }
+
+    /// Whether `user` may read `mailbox` on `day`.
+    fn may_read(&self, mailbox: &str, user: &str, day: NaiveDate) -> bool {
+        let by_roster = match self.roster.get(mailbox) {
+            Some(e) => e.relation(user, day).is_some(),
+            None => user == mailbox,
+        };
+        by_roster || self.delegates.get(mailbox).is_some_and(|d| d.contains(user))
+    }
+
+    fn delegation(&mut self, d: &DelegationChange) {
+        let mailbox = self.roster.canonical(&d.mailbox).to_string();
+        match d.state {
+            GrantState::Granted => {
+                self.delegates.entry(mailbox.clone()).or_default().insert(d.delegate.clone());
+                self.delegated_to.entry(d.delegate.clone()).or_default().insert(mailbox);
+            }
+            GrantState::Removed => {
+                self.delegates.entry(mailbox.clone()).or_default().remove(&d.delegate);
+                self.delegated_to.entry(d.delegate.clone()).or_default().remove(&mailbox);
+            }
+        }
+    }
+}
+
+/// Adds a role for a mailbox, merging with an existing entry.
+fn add(t: &mut Vec<(String, Roles)>, mailbox: String, role: Roles) {
+    match t.iter_mut().find(|(m, _)| *m == mailbox) {
+        Some((_, roles)) => roles.insert(role),
+        None => t.push((mailbox, role)),
+    }
+}

@@ -1,0 +1,172 @@
+//! The event-time watermark: how far the stream is known to be complete.
+//!
+//! Per input (file, or Kafka partition) the watermark is the newest event time seen minus
+//! the allowed lateness; the overall watermark is the minimum over the inputs that are
+//! still active, so one lagging input never closes a day early, and it never moves back.
+//! An event older than the watermark is *late*: it is counted, and still applied.
+//!
+//! A local day is closed when the watermark reaches its end (Europe/Stockholm midnight,
+//! DST-aware). [`Watermark::take_close`] reports each newly closed day range exactly once;
+//! the first report is the day *before* the stream's first event, which only sets the
+//! starting point. `advance_to` moves the watermark by declaration (`replay --until`, or
+//! the wall clock when every live input is idle).
+
+use chrono::{DateTime, Days, NaiveDate, Utc};
+
+use crate::calendar::{day_end_utc, local_day};
+
+/// Newest time seen on one input.
+#[derive(Debug, Clone, Copy, Default)]
+struct InputClock {
+    max: Option<DateTime<Utc>>,
+    active: bool,
+}
+
+/// The watermark and the days it has closed.
+#[derive(Debug, Clone)]
+pub struct Watermark {
+    lateness: chrono::Duration,
+    inputs: Vec<InputClock>,
+    value: Option<DateTime<Utc>>,
+    closed: Option<NaiveDate>,
+    next_close_at: Option<DateTime<Utc>>,
+    reported: Option<NaiveDate>,
+}
+
+impl Watermark {
+    /// A watermark with the given allowed lateness.
+    pub fn new(lateness: std::time::Duration) -> Self {
+        Watermark {
+            lateness: chrono::Duration::from_std(lateness).unwrap_or(chrono::Duration::zero()),
+            inputs: Vec::new(),
+            value: None,
+            closed: None,
+            next_close_at: None,
+            reported: None,
+        }
+    }
+
+    /// Registers an input; returns its index.
+    pub fn add_input(&mut self) -> usize {
+        self.inputs.push(InputClock { max: None, active: true });
+        self.inputs.len() - 1
+    }
+
+    /// The current watermark.
+    pub fn value(&self) -> Option<DateTime<Utc>> {
+        self.value
+    }
+
+    /// Notes an event at `t` on `input`; returns true when it is late.
+    pub fn observe(&mut self, input: usize, t: DateTime<Utc>) -> bool {
+        let late = self.value.is_some_and(|w| t < w);
+        if self.closed.is_none() {
+            self.closed = local_day(t).checked_sub_days(Days::new(1));
+            self.next_close_at = self.closed.and_then(|d| d.checked_add_days(Days::new(1))).map(day_end_utc);
+        }
+        if let Some(clock) = self.inputs.get_mut(input) {
+            clock.max = clock.max.max(Some(t));
+        }
+        self.recompute();
+        late
+    }
+
+    /// Input `input` will send nothing more (end of file, or idle in live mode).
+    pub fn deactivate(&mut self, input: usize) {
+        if let Some(c) = self.inputs.get_mut(input) {
+            c.active = false;
+        }
+    }
+
+    /// Moves the watermark to `t` by declaration (never backwards).
+    pub fn advance_to(&mut self, t: DateTime<Utc>) {
+        self.value = self.value.max(Some(t));
+        self.update_closed();
+    }
+
+    fn recompute(&mut self) {
+        let min_active = self.inputs.iter().filter(|c| c.active).filter_map(|c| c.max).min();
+        if let Some(m) = min_active {
+            self.value = self.value.max(Some(m - self.lateness));
+        }
+        self.update_closed();
+    }
+
+    fn update_closed(&mut self) {
+        let (Some(v), Some(at)) = (self.value, self.next_close_at) else { return };
+        if v < at {
+            return;
+        }
+        self.closed = local_day(v).checked_sub_days(Days::new(1));
+        self.next_close_at = self.closed.and_then(|d| d.checked_add_days(Days::new(1))).map(day_end_utc);
+    }
+
+    /// The last closed day, if it changed since the previous call.
+    pub fn take_close(&mut self) -> Option<NaiveDate> {
+        if self.closed == self.reported {
+            return None;
+        }
+        self.reported = self.closed;
+        self.closed
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn t(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+    }
+
+    fn d(s: &str) -> NaiveDate {
+        NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap()
+    }
+
+    #[test]
+    fn a_monday_closes_only_after_midnight_plus_lateness() {
+        let mut w = Watermark::new(Duration::from_secs(2 * 3600));
+        let i = w.add_input();
+        w.observe(i, t("2026-03-02T08:00:00+01:00"));
+        assert_eq!(w.take_close(), Some(d("2026-03-01")), "start point: the day before the first event");
+        w.observe(i, t("2026-03-03T01:59:00+01:00"));
+        assert_eq!(w.take_close(), None, "Monday is still open within the allowed lateness");
+        w.observe(i, t("2026-03-03T02:00:00+01:00"));
+        assert_eq!(w.take_close(), Some(d("2026-03-02")));
+        assert_eq!(w.take_close(), None, "a day is reported once");
+    }
+
+    #[test]
+    fn late_events_are_flagged_and_do_not_move_the_watermark_back() {
+        let mut w = Watermark::new(Duration::from_secs(3600));
+        let i = w.add_input();
+        w.observe(i, t("2026-03-02T12:00:00Z"));
+        assert!(w.observe(i, t("2026-03-02T10:30:00Z")));
+        assert!(!w.observe(i, t("2026-03-02T11:30:00Z")));
+        assert_eq!(w.value(), Some(t("2026-03-02T11:00:00Z")));
+    }
+
+    #[test]
+    fn a_lagging_input_holds_the_watermark_until_it_is_inactive() {
+        let mut w = Watermark::new(Duration::ZERO);
+        let (a, b) = (w.add_input(), w.add_input());
+        w.observe(a, t("2026-03-02T08:00:00Z"));
+        w.observe(b, t("2026-03-04T08:00:00Z"));
+        w.take_close();
+        assert_eq!(w.value(), Some(t("2026-03-02T08:00:00Z")));
+        w.deactivate(a);
+        w.observe(b, t("2026-03-04T09:00:00Z"));
+        assert_eq!(w.take_close(), Some(d("2026-03-03")));
+    }
+
+    #[test]
+    fn until_closes_days_that_ended_by_then() {
+        let mut w = Watermark::new(Duration::from_secs(7200));
+        let i = w.add_input();
+        w.observe(i, t("2026-03-06T16:00:00+01:00"));
+        w.take_close();
+        w.advance_to(t("2026-03-07T00:00:00+01:00"));
+        assert_eq!(w.take_close(), Some(d("2026-03-06")));
+    }
+}

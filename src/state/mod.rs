@@ -1,0 +1,64 @@
+//! Per-mailbox state, partitioned into shards by a stable hash of the mailbox address.
+//!
+//! Guarantees: a mailbox always maps to the same shard for a given shard count (FNV-1a,
+//! fixed for all versions, so it never depends on a hasher's random seed); a shard is
+//! owned by exactly one worker thread, so state is updated without locks. Items reach a
+//! shard in the order the router produced them.
+
+pub mod shard;
+
+use chrono::NaiveDate;
+
+use crate::alert::Alert;
+use crate::detect::Routed;
+
+/// The shard (0..n) that owns `mailbox`.
+pub fn shard_of(mailbox: &str, n: usize) -> usize {
+    (fnv1a(mailbox.as_bytes()) % n.max(1) as u64) as usize
+}
+
+/// 64-bit FNV-1a.
+pub fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
+}
+
+/// Work for a shard, in stream order.
+#[derive(Debug, Clone)]
+pub enum Item {
+    /// An event routed to one of the shard's mailboxes; `seq` is the record's number in
+    /// the whole stream.
+    Event {
+        /// Stream sequence number of the record.
+        seq: u64,
+        /// The routed event.
+        routed: Routed,
+    },
+    /// The watermark passed the end of `through`: judge every day up to it. The very first
+    /// `Close` only sets the starting point (the day before the stream's first day).
+    Close {
+        /// Stream sequence number of the record after which the watermark moved.
+        seq: u64,
+        /// The last day now closed.
+        through: NaiveDate,
+    },
+}
+
+/// An alert with its position in the stream, so alerts from many shards can be merged
+/// into one deterministic order: by `seq`, then `phase` (0 = caused by the record,
+/// 1 = caused by the watermark after it), then id.
+#[derive(Debug, Clone)]
+pub struct Ordered {
+    /// Stream sequence number.
+    pub seq: u64,
+    /// 0 for event alerts, 1 for day-close alerts.
+    pub phase: u8,
+    /// The alert.
+    pub alert: Alert,
+}
+
+impl Ordered {
+    /// The merge key.
+    pub fn key(&self) -> (u64, u8, &str) {
+        (self.seq, self.phase, &self.alert.id)
+    }
+}
