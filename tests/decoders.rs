@@ -197,7 +197,11 @@ fn mailbox_permission_grant_and_removal_are_delegation() {
         }
     );
     assert_eq!(delegation(body(&lines, 10)).state, GrantState::Removed);
-    assert_eq!(delegation(body(&lines, 11)).delegate, "cecilia.carlsson@exempel.se", "Trustee of Add-RecipientPermission");
+    assert_eq!(
+        delegation(body(&lines, 11)).delegate,
+        "cecilia.carlsson@exempel.se",
+        "Trustee of Add-RecipientPermission"
+    );
 }
 
 #[test]
@@ -248,7 +252,12 @@ fn malformed_ual_records_are_bounded_errors() {
     let lines = decode(Format::M365, "m365_ual.jsonl");
     assert_eq!(
         errors(&lines),
-        [(22, ErrorReason::Syntax), (23, ErrorReason::MissingField), (24, ErrorReason::BadTime), (25, ErrorReason::MissingField)]
+        [
+            (22, ErrorReason::Syntax),
+            (23, ErrorReason::MissingField),
+            (24, ErrorReason::BadTime),
+            (25, ErrorReason::MissingField)
+        ]
     );
 }
 
@@ -276,11 +285,13 @@ fn admin_audit_json_cmdlets_become_forwarding_and_delegation() {
 fn admin_audit_csv_with_json_parameters_and_multiline_cells() {
     let lines = decode(Format::ExchangeAdminAudit, "exchange_admin_audit.csv");
     let events: Vec<&EventBody> = lines.iter().flatten().flatten().map(|e| &e.body).collect();
-    let kinds: Vec<(Mechanism, ConfigState)> =
-        events.iter().filter_map(|b| match b {
+    let kinds: Vec<(Mechanism, ConfigState)> = events
+        .iter()
+        .filter_map(|b| match b {
             EventBody::Forwarding(f) => Some((f.mechanism, f.state)),
             _ => None,
-        }).collect();
+        })
+        .collect();
     assert_eq!(
         kinds,
         [
@@ -338,7 +349,10 @@ fn tracking_inbox_rule_copy_is_forward() {
     let lines = decode(Format::ExchangeTracking, "exchange_tracking.log");
     let m = message(body(&lines, 11));
     assert_eq!((m.action, m.direction), (Action::Forward, Direction::Outbound));
-    assert_eq!((m.sender.as_str(), m.recipients.as_slice()), ("anna.andersson@exempel.se", &["anna.privat@gmail.com".to_string()][..]));
+    assert_eq!(
+        (m.sender.as_str(), m.recipients.as_slice()),
+        ("anna.andersson@exempel.se", &["anna.privat@gmail.com".to_string()][..])
+    );
 }
 
 #[test]
@@ -355,8 +369,15 @@ fn tracking_quoted_line_break_joins_and_fields_header_is_reread() {
     let lines = decode(Format::ExchangeTracking, "exchange_tracking.log");
     assert_eq!(at(&lines, 13), &[], "first half of a record with a line break in the subject");
     let m = message(body(&lines, 14));
-    assert_eq!((m.action, m.subject_len), (Action::Deliver, Some("Första raden\nandra raden, med komma".chars().count() as u32)));
-    assert_eq!((m.sender.as_str(), m.server.as_deref()), ("bounce+kalle@extern.example", Some("EXCH02")), "return-path wins");
+    assert_eq!(
+        (m.action, m.subject_len),
+        (Action::Deliver, Some("Första raden\nandra raden, med komma".chars().count() as u32))
+    );
+    assert_eq!(
+        (m.sender.as_str(), m.server.as_deref()),
+        ("bounce+kalle@extern.example", Some("EXCH02")),
+        "return-path wins"
+    );
     let old = message(body(&lines, 20));
     assert_eq!((old.recipients.as_slice(), old.classification), (&["registrator@exempel.se".to_string()][..], Some(1)));
     assert_eq!(old.sender, "kalle@extern.example", "the 2010-style #Fields: has no network-message-id: read by name");
@@ -369,7 +390,10 @@ fn tracking_skips_receive_and_fail_and_reports_bad_records() {
         assert_eq!(at(&lines, line), &[], "line {line}");
     }
     assert_eq!(message(body(&lines, 23)).message_id, "after@x", "a record after a truncated quoted field survives");
-    assert_eq!(errors(&lines), [(21, ErrorReason::Syntax), (24, ErrorReason::BadTime), (25, ErrorReason::InvalidValue)]);
+    assert_eq!(
+        errors(&lines),
+        [(21, ErrorReason::Syntax), (24, ErrorReason::BadTime), (25, ErrorReason::InvalidValue)]
+    );
     let before = decode_lines(Format::ExchangeTracking, &opts(), &["2026-03-02T07:00:00.000Z,DELIVER"]);
     assert_eq!(errors(&before), [(1, ErrorReason::Syntax)], "a record before any #Fields: line");
 }
@@ -385,7 +409,10 @@ fn postfix_alias_expansion_to_external_is_forward() {
     assert_eq!((m.action, m.direction), (Action::Forward, Direction::Outbound));
     assert_eq!(m.recipients, ["bertil.privat@gmail.com"]);
     assert_eq!(m.original_recipient.as_deref(), Some("bertil.berg@exempel.se"));
-    assert_eq!((m.sender.as_str(), m.message_id.as_str()), ("kalle@extern.example", "20260302070000.A1B2C3@mail.extern.example"));
+    assert_eq!(
+        (m.sender.as_str(), m.message_id.as_str()),
+        ("kalle@extern.example", "20260302070000.A1B2C3@mail.extern.example")
+    );
     assert_eq!(m.server.as_deref(), Some("mx1"));
 }
 
@@ -393,7 +420,10 @@ fn postfix_alias_expansion_to_external_is_forward() {
 fn postfix_local_deliveries_and_relays() {
     let lines = decode(Format::Syslog, "mail_syslog.log");
     let lmtp = message(body(&lines, 5));
-    assert_eq!((lmtp.action, lmtp.direction, lmtp.original_recipient.as_deref()), (Action::Deliver, Direction::Inbound, None));
+    assert_eq!(
+        (lmtp.action, lmtp.direction, lmtp.original_recipient.as_deref()),
+        (Action::Deliver, Direction::Inbound, None)
+    );
     let local = message(body(&lines, 11));
     assert_eq!((local.action, local.sender.as_str()), (Action::Deliver, "cecilia.carlsson@exempel.se"));
     let bounce = message(body(&lines, 15));
@@ -418,7 +448,10 @@ fn dovecot_login_is_access() {
 fn dovecot_auth_failures_are_failed_access() {
     let lines = decode(Format::Syslog, "mail_syslog.log");
     let pop = access(body(&lines, 18));
-    assert_eq!((pop.protocol, pop.result, pop.user.as_str()), (Protocol::Pop3, AccessResult::Failure, "bertil.berg@exempel.se"));
+    assert_eq!(
+        (pop.protocol, pop.result, pop.user.as_str()),
+        (Protocol::Pop3, AccessResult::Failure, "bertil.berg@exempel.se")
+    );
     let aborted = access(body(&lines, 19));
     assert_eq!((aborted.result, aborted.mailbox.as_str()), (AccessResult::Failure, "cecilia.carlsson@exempel.se"));
     assert_eq!(at(&lines, 20), &[], "no user given: nothing to attribute");
@@ -433,7 +466,10 @@ fn sieve_redirect_to_gmail_is_redirect_from_the_delivering_user() {
     assert_eq!(m.original_recipient.as_deref(), Some("anna.andersson@exempel.se"));
     assert_eq!(m.message_id, "20260302070000.A1B2C3@mail.extern.example");
     let lda = message(body(&lines, 23));
-    assert_eq!((lda.recipients.as_slice(), lda.original_recipient.as_deref()), (&["bertil@hotmail.com".to_string()][..], Some("bertil")));
+    assert_eq!(
+        (lda.recipients.as_slice(), lda.original_recipient.as_deref()),
+        (&["bertil@hotmail.com".to_string()][..], Some("bertil"))
+    );
     assert_eq!(lda.message_id, "", "msgid=unspecified");
 }
 
@@ -462,7 +498,10 @@ fn rfc5424_structured_data_is_skipped_and_needs_no_year() {
     let ev = &at(&lines, 3)[0];
     assert_eq!(ev.time, utc("2026-03-02T07:00:02.500Z"));
     let m = message(&ev.body);
-    assert_eq!((m.action, m.sender.as_str(), m.message_id.as_str()), (Action::Forward, "kalle@extern.example", "abc123@extern.example"));
+    assert_eq!(
+        (m.action, m.sender.as_str(), m.message_id.as_str()),
+        (Action::Forward, "kalle@extern.example", "abc123@extern.example")
+    );
     assert_eq!(m.server.as_deref(), Some("mx1.exempel.se"));
     assert_eq!(access(body(&lines, 4)).user, "anna.andersson@exempel.se", "BOM before the message dropped");
     assert_eq!(at(&lines, 5)[0].time, utc("2026-03-02T07:20:00.123456Z"), "rsyslog RFC 3339 stamp");
@@ -527,9 +566,15 @@ fn squid_connect_gives_host_only() {
 fn squid_native_ipv6_client_escaped_user_and_port() {
     let lines = decode(Format::Squid, "squid_native.log");
     let p = proxy(body(&lines, 3));
-    assert_eq!((p.user.as_deref(), p.host.as_str(), p.path.as_str()), (Some("exempel\\bertil"), "webmail.exempel.se", "/owa/service.svc"));
+    assert_eq!(
+        (p.user.as_deref(), p.host.as_str(), p.path.as_str()),
+        (Some("exempel\\bertil"), "webmail.exempel.se", "/owa/service.svc")
+    );
     assert_eq!((proxy(body(&lines, 4)).user.as_deref(), proxy(body(&lines, 4)).status), (None, 407));
-    assert_eq!(errors(&lines), [(6, ErrorReason::MissingField), (7, ErrorReason::Syntax), (8, ErrorReason::InvalidValue)]);
+    assert_eq!(
+        errors(&lines),
+        [(6, ErrorReason::MissingField), (7, ErrorReason::Syntax), (8, ErrorReason::InvalidValue)]
+    );
 }
 
 #[test]
@@ -538,7 +583,10 @@ fn squid_combined_ipv6_webmail() {
     let ev = &at(&lines, 2)[0];
     assert_eq!(ev.time, utc("2026-03-02T07:00:02Z"));
     let p = proxy(&ev.body);
-    assert_eq!((p.user.as_deref(), p.host.as_str(), p.path.as_str()), (Some("anna.andersson@exempel.se"), "webmail.exempel.se", "/"));
+    assert_eq!(
+        (p.user.as_deref(), p.host.as_str(), p.path.as_str()),
+        (Some("anna.andersson@exempel.se"), "webmail.exempel.se", "/")
+    );
     assert_eq!(proxy(body(&lines, 1)).user.as_deref(), Some("anna"));
     let ident = proxy(body(&lines, 3));
     assert_eq!((ident.user.as_deref(), ident.path.as_str(), ident.status), (Some("bertil"), "/nyheter", 304));

@@ -20,9 +20,7 @@
 use super::mail::{direction, message_id};
 use super::syslog::{field, Context};
 use super::DecodeError;
-use crate::event::{
-    addr, AccessResult, Action, Encryption, Event, EventBody, MailMessage, MailboxAccess, Protocol,
-};
+use crate::event::{addr, AccessResult, Action, Encryption, Event, EventBody, MailMessage, MailboxAccess, Protocol};
 
 /// Dovecot process names this module reads when they appear as a syslog tag.
 const PROCESSES: [&str; 4] = ["imap-login", "pop3-login", "lmtp", "lda"];

@@ -4,7 +4,7 @@
 //!
 //! | field (JSON property or CSV column) | event field | notes |
 //! |---|---|---|
-//! | `CmdletName` | event kind | mapping in [`exchange_cmdlet`](super::exchange_cmdlet); other cmdlets skipped |
+//! | `CmdletName` | event kind | mapping in [`exchange_cmdlet`]; other cmdlets skipped |
 //! | `CmdletParameters` | cmdlet parameters | JSON `[{"Name", "Value"}]`; in CSV the cell holds that JSON |
 //! | `ObjectModified` | mailbox / rule name fallback | e.g. `exempel.se/Users/Anna Andersson\fwd` |
 //! | `Caller` | `actor` | normalised (often `domain/Users/Name`) |
@@ -77,7 +77,7 @@ impl Decoder for AdminAuditDecoder {
         let text = utf8(line)?.trim_start_matches('\u{feff}');
         if !self.joiner.is_open() && text.trim_start().starts_with('{') {
             let r: JsonRecord = serde_json::from_str(text).map_err(json_error)?;
-            let succeeded = !matches!(&r.succeeded, Some(v) if v == &false || v.as_str().is_some_and(is_false));
+            let succeeded = !r.succeeded.as_ref().is_some_and(|v| *v == false || v.as_str().is_some_and(is_false));
             return emit(
                 &Audit {
                     cmdlet: &r.cmdlet_name,
@@ -123,7 +123,10 @@ impl AdminAuditDecoder {
         };
         let params = match cell("CmdletParameters").map(str::trim).filter(|p| !p.is_empty()) {
             Some(json) => serde_json::from_str(json).map_err(|e| {
-                DecodeError::new(ErrorReason::InvalidValue, format!("CmdletParameters is not a JSON parameter list ({e})"))
+                DecodeError::new(
+                    ErrorReason::InvalidValue,
+                    format!("CmdletParameters is not a JSON parameter list ({e})"),
+                )
             })?,
             None => Params::default(),
         };

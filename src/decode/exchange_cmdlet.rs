@@ -37,9 +37,7 @@
 use serde::{Deserialize, Deserializer};
 
 use super::{DecodeError, ErrorReason};
-use crate::event::{
-    addr, ConfigState, DelegationChange, EventBody, ForwardingChange, GrantState, Mechanism,
-};
+use crate::event::{addr, ConfigState, DelegationChange, EventBody, ForwardingChange, GrantState, Mechanism};
 
 /// One cmdlet parameter.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -326,7 +324,10 @@ mod tests {
     fn parameter_lists_accept_null_single_and_non_string_values() {
         assert_eq!(params("null"), Params::default());
         assert_eq!(params(r#"{"Name":"Enabled","Value":false}"#).flag("enabled"), Some(false));
-        assert_eq!(params(r#"[{"Name":"ForwardTo","Value":["a@x.se","b@y.se"]}]"#).get("FORWARDTO"), Some("a@x.se;b@y.se"));
+        assert_eq!(
+            params(r#"[{"Name":"ForwardTo","Value":["a@x.se","b@y.se"]}]"#).get("FORWARDTO"),
+            Some("a@x.se;b@y.se")
+        );
     }
 
     #[test]

@@ -34,7 +34,7 @@
 //! `invalid_value`. Without them classification is absent and encryption `none`.
 //!
 //! Guarantees: quoted fields with commas, doubled quotes and line breaks work (see
-//! [`csvline`](super::csvline)); a record whose field count differs from `#Fields:` is a
+//! [`csvline`]); a record whose field count differs from `#Fields:` is a
 //! `syntax` error, as is a record before any `#Fields:` line. A line that begins like a new
 //! record (`#` or a date) while a quoted field is still open means the earlier line was
 //! truncated: that fragment is dropped with a warning naming its position.
@@ -52,7 +52,7 @@ use crate::event::{addr, Action, Encryption, Event, EventBody, MailMessage, Sour
 pub struct TrackingDecoder {
     columns: Option<Columns>,
     joiner: Joiner,
-    open_since: Option<u64>,
+    open_since: u64,
     org: OrgDomains,
 }
 
@@ -77,7 +77,7 @@ struct Columns {
 impl TrackingDecoder {
     /// A decoder for one log (uses the organisation's domains for `direction`).
     pub fn new(opts: &DecodeOptions) -> Self {
-        TrackingDecoder { columns: None, joiner: Joiner::default(), open_since: None, org: opts.org_domains.clone() }
+        TrackingDecoder { columns: None, joiner: Joiner::default(), open_since: 0, org: opts.org_domains.clone() }
     }
 }
 
@@ -88,12 +88,12 @@ impl Decoder for TrackingDecoder {
             tracing::warn!(
                 "{}: record starting at line {} ended inside a quoted field (truncated); dropped",
                 pos.name,
-                self.open_since.unwrap_or_default()
+                self.open_since
             );
             self.joiner.abandon();
         }
         if !self.joiner.is_open() {
-            self.open_since = Some(pos.offset);
+            self.open_since = pos.offset;
         }
         if let Some(fields) = text.strip_prefix("#Fields:") {
             self.columns = Some(Columns::parse(fields)?);
@@ -160,7 +160,8 @@ impl Columns {
         let field = |col| self.get(fields, col);
         let Some((action, related)) = action(field(Some(self.event_id)), field(self.source)) else { return Ok(None) };
         let (classification, encryption) = custom_data(field(self.custom_data))?;
-        let sender = addr::normalize(Some(field(self.return_path)).filter(|s| !s.is_empty()).unwrap_or(field(self.sender)));
+        let sender =
+            addr::normalize(Some(field(self.return_path)).filter(|s| !s.is_empty()).unwrap_or(field(self.sender)));
         let recipients = address_list(field(self.recipient));
         let sender_outside = match field(self.directionality) {
             d if d.eq_ignore_ascii_case("incoming") => true,
@@ -212,11 +213,9 @@ fn custom_data(s: &str) -> Result<(Option<u8>, Encryption), DecodeError> {
         let item = item.split_once(':').filter(|(t, _)| t.len() == 1).map_or(item, |(_, rest)| rest);
         let Some((key, value)) = item.split_once('=') else { continue };
         if key.trim().eq_ignore_ascii_case("classification") {
-            classification = Some(
-                value.trim().parse::<u8>().ok().filter(|c| *c <= 3).ok_or_else(|| {
-                    DecodeError::new(ErrorReason::InvalidValue, format!("classification {value:?} is not 0–3"))
-                })?,
-            );
+            classification = Some(value.trim().parse::<u8>().ok().filter(|c| *c <= 3).ok_or_else(|| {
+                DecodeError::new(ErrorReason::InvalidValue, format!("classification {value:?} is not 0–3"))
+            })?);
         } else if key.trim().eq_ignore_ascii_case("encryption") {
             encryption = Encryption::parse(value).map_err(|e| DecodeError::new(ErrorReason::InvalidValue, e))?;
         }

@@ -10,15 +10,15 @@
 //! | `Workload` | — | records of a workload other than `Exchange` are skipped |
 //! | `ResultStatus` | `result` (access) | `Failed`/`False` cmdlets changed nothing and are skipped |
 //! | `UserId` | `actor`, access `user` | normalised |
-//! | `ObjectId` | mailbox / rule name fallback | see [`exchange_cmdlet`](super::exchange_cmdlet) |
-//! | `Parameters` | cmdlet parameters | mapping in [`exchange_cmdlet`](super::exchange_cmdlet) |
+//! | `ObjectId` | mailbox / rule name fallback | see [`exchange_cmdlet`] |
+//! | `Parameters` | cmdlet parameters | mapping in [`exchange_cmdlet`] |
 //! | `OperationProperties` | `UpdateInboxRules` rule | `RuleName`, `RuleOperation`, `RuleActions`/`ServerRule` |
 //! | `MailboxOwnerUPN` | access `mailbox`, `UpdateInboxRules` mailbox | falls back to `UserId` |
 //! | `ClientInfoString`, `ClientAppId` | access `protocol` | heuristics below, default `owa` |
 //!
 //! | `Operation` | event |
 //! |---|---|
-//! | `New-`/`Set-`/`Enable-`/`Disable-`/`Remove-InboxRule`, `Set-Mailbox`, `New-`/`Set-TransportRule`, `Add-`/`Remove-MailboxPermission`, `Add-`/`Remove-RecipientPermission` | see [`exchange_cmdlet`](super::exchange_cmdlet) |
+//! | `New-`/`Set-`/`Enable-`/`Disable-`/`Remove-InboxRule`, `Set-Mailbox`, `New-`/`Set-TransportRule`, `Add-`/`Remove-MailboxPermission`, `Add-`/`Remove-RecipientPermission` | see [`exchange_cmdlet`] |
 //! | `UpdateInboxRules` (rules made in Outlook) | `mailbox.forwarding` `inbox_rule` when an action's `ActionType` forwards or redirects; `RuleOperation` `RemoveMailboxRule` → removed |
 //! | `MailboxLogin` | `mailbox.access`, result from `ResultStatus` |
 //! | `MailItemsAccessed` | `mailbox.access` (a read) |
@@ -44,8 +44,7 @@ use serde_json::Value;
 use super::exchange_cmdlet::{self, json_error, smtp_address, Cmdlet, Params};
 use super::{check_year, parse_time, utf8, DecodeError, Decoder, ErrorReason};
 use crate::event::{
-    addr, AccessResult, ConfigState, Event, EventBody, ForwardingChange, MailboxAccess, Mechanism, Protocol,
-    SourcePos,
+    addr, AccessResult, ConfigState, Event, EventBody, ForwardingChange, MailboxAccess, Mechanism, Protocol, SourcePos,
 };
 
 /// Decodes unified audit log JSON records.
@@ -192,8 +191,9 @@ fn rule_targets(props: &Params) -> Result<Option<Vec<String>>, DecodeError> {
     let mut found = None;
     for name in ["RuleActions", "ServerRule"] {
         let Some(json) = props.get(name).filter(|v| !v.trim().is_empty()) else { continue };
-        let v: Value = serde_json::from_str(json)
-            .map_err(|e| DecodeError::new(ErrorReason::InvalidValue, format!("UpdateInboxRules {name} is not JSON ({e})")))?;
+        let v: Value = serde_json::from_str(json).map_err(|e| {
+            DecodeError::new(ErrorReason::InvalidValue, format!("UpdateInboxRules {name} is not JSON ({e})"))
+        })?;
         forwarding_actions(&v, &mut found);
     }
     Ok(found)

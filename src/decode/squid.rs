@@ -77,8 +77,9 @@ fn common_line(text: &str) -> Result<(DateTime<Utc>, ProxyRequest), DecodeError>
     let mut parts = req.split_ascii_whitespace();
     let (method, url) = (parts.next().unwrap_or(""), parts.next().ok_or_else(|| syntax("request has no URL"))?);
     let status = rest.split_ascii_whitespace().next().ok_or_else(|| syntax("no status"))?;
-    let time = DateTime::parse_from_str(stamp, "%d/%b/%Y:%H:%M:%S %z")
-        .map_err(|e| DecodeError::new(ErrorReason::BadTime, format!("time {stamp:?} is not dd/Mon/yyyy:hh:mm:ss ±zzzz ({e})")))?;
+    let time = DateTime::parse_from_str(stamp, "%d/%b/%Y:%H:%M:%S %z").map_err(|e| {
+        DecodeError::new(ErrorReason::BadTime, format!("time {stamp:?} is not dd/Mon/yyyy:hh:mm:ss ±zzzz ({e})"))
+    })?;
     Ok((time.with_timezone(&Utc), request(method, url, user, status)?))
 }
 
@@ -100,7 +101,10 @@ fn unix_time(s: &str) -> Result<DateTime<Utc>, DecodeError> {
     let (secs, frac) = s.split_once('.').unwrap_or((s, "0"));
     let millis = format!("{frac:0<3}").get(..3).and_then(|m| m.parse::<i64>().ok()).ok_or_else(bad)?;
     let secs = secs.parse::<i64>().map_err(|_| bad())?;
-    secs.checked_mul(1000).and_then(|ms| ms.checked_add(millis)).and_then(DateTime::from_timestamp_millis).ok_or_else(bad)
+    secs.checked_mul(1000)
+        .and_then(|ms| ms.checked_add(millis))
+        .and_then(DateTime::from_timestamp_millis)
+        .ok_or_else(bad)
 }
 
 fn request(method: &str, url: &str, user: &str, status: &str) -> Result<ProxyRequest, DecodeError> {
@@ -110,7 +114,10 @@ fn request(method: &str, url: &str, user: &str, status: &str) -> Result<ProxyReq
     let (host, path) = if method.eq_ignore_ascii_case("CONNECT") { (url, "/") } else { split_url(url) };
     let host = host_without_port(host).to_lowercase();
     if host.is_empty() || host.contains('/') {
-        return Err(DecodeError::new(ErrorReason::MissingField, format!("request URL names no host ({} bytes)", url.len())));
+        return Err(DecodeError::new(
+            ErrorReason::MissingField,
+            format!("request URL names no host ({} bytes)", url.len()),
+        ));
     }
     let path = path.split(['?', '#']).next().filter(|p| !p.is_empty()).unwrap_or("/");
     Ok(ProxyRequest {
@@ -150,7 +157,8 @@ fn percent_decode(s: &str) -> String {
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
     while let Some(&c) = b.get(i) {
-        let hex = b.get(i + 1..i + 3).and_then(|h| std::str::from_utf8(h).ok()).and_then(|h| u8::from_str_radix(h, 16).ok());
+        let hex =
+            b.get(i + 1..i + 3).and_then(|h| std::str::from_utf8(h).ok()).and_then(|h| u8::from_str_radix(h, 16).ok());
         match (c, hex) {
             (b'%', Some(v)) => {
                 out.push(v);
@@ -171,7 +179,10 @@ mod tests {
 
     #[test]
     fn urls_hosts_and_ports() {
-        assert_eq!(split_url("https://user@Webmail.Exempel.se:8443/owa/?a=1"), ("Webmail.Exempel.se:8443", "/owa/?a=1"));
+        assert_eq!(
+            split_url("https://user@Webmail.Exempel.se:8443/owa/?a=1"),
+            ("Webmail.Exempel.se:8443", "/owa/?a=1")
+        );
         assert_eq!(split_url("http://host"), ("host", ""));
         assert_eq!(host_without_port("[2001:db8::1]:443"), "2001:db8::1");
         assert_eq!(host_without_port("webmail.exempel.se:443"), "webmail.exempel.se");

@@ -13,7 +13,7 @@
 //! | header part | used as |
 //! |---|---|
 //! | HOSTNAME | `server` of `mail.message` events |
-//! | tag / APP-NAME | `postfix…/SERVICE` → [`postfix`](super::postfix); `dovecot` or a Dovecot process (`imap-login`, `lmtp(…)` …) → [`dovecot`](super::dovecot) |
+//! | tag / APP-NAME | `postfix…/SERVICE` → [`postfix`]; `dovecot` or a Dovecot process (`imap-login`, `lmtp(…)` …) → [`dovecot`] |
 //! | message | the program's text |
 //!
 //! Time: RFC 3164 carries no year and no zone. `DecodeOptions::syslog_year` must be set
@@ -145,7 +145,8 @@ impl Clock {
         };
         let bad = |detail: String| DecodeError::new(ErrorReason::BadTime, detail);
         let year = self.year.ok_or_else(|| bad("RFC 3164 time has no year: set input.syslog_year".into()))?;
-        let date = NaiveDate::from_ymd_opt(year, month, day).ok_or_else(|| bad(format!("{year}-{month}-{day} is no date")))?;
+        let date =
+            NaiveDate::from_ymd_opt(year, month, day).ok_or_else(|| bad(format!("{year}-{month}-{day} is no date")))?;
         let local = date.and_time(time);
         match self.zone.from_local_datetime(&local) {
             LocalResult::Single(t) | LocalResult::Ambiguous(t, _) => check_year(t.with_timezone(&Utc)),
@@ -216,7 +217,8 @@ fn host_tag_msg(stamp: Stamp, rest: &str) -> Result<Header<'_>, DecodeError> {
 /// `TIMESTAMP HOSTNAME APP-NAME PROCID MSGID SD [MSG]` after `<PRI>1 `.
 fn rfc5424(s: &str) -> Result<Header<'_>, DecodeError> {
     let mut parts = s.splitn(6, ' ');
-    let mut next = |what: &str| parts.next().filter(|p| !p.is_empty()).ok_or_else(|| syntax(&format!("RFC 5424 has no {what}")));
+    let mut next =
+        |what: &str| parts.next().filter(|p| !p.is_empty()).ok_or_else(|| syntax(&format!("RFC 5424 has no {what}")));
     let stamp = next("TIMESTAMP")?;
     let host = next("HOSTNAME")?;
     let program = next("APP-NAME")?;

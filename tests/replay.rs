@@ -1,0 +1,191 @@
+//! `brevvakt replay` and friends, driven as a user drives them: the real binary, the
+//! bundled sample, real gzip/zstd archives, stdin, directories.
+
+use std::collections::BTreeSet;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use serde_json::{json, Value};
+
+const BIN: &str = env!("CARGO_BIN_EXE_brevvakt");
+const SAMPLE: &str = "samples/week-2026-06-15.jsonl.zst";
+const ROSTER: &str = "samples/roster.csv";
+const UNTIL: &str = "2026-06-22T00:00:00+02:00";
+
+fn brevvakt(args: &[&str]) -> Output {
+    Command::new(BIN).args(args).current_dir(env!("CARGO_MANIFEST_DIR")).output().unwrap()
+}
+
+fn replay(dir: &Path, extra: &[&str], inputs: &[&str]) -> (String, String) {
+    let dead = dir.join("dead.jsonl");
+    let mut args = vec!["replay", "--quiet", "--roster", ROSTER, "--until", UNTIL, "--dead-letter", dead.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    args.extend_from_slice(inputs);
+    let out = brevvakt(&args);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    (String::from_utf8(out.stdout).unwrap(), String::from_utf8(out.stderr).unwrap())
+}
+
+fn alerts(stdout: &str) -> Vec<Value> {
+    stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+}
+
+fn sample_plain(dir: &Path) -> PathBuf {
+    let bytes = zstd::decode_all(std::fs::File::open(Path::new(env!("CARGO_MANIFEST_DIR")).join(SAMPLE)).unwrap()).unwrap();
+    let p = dir.join("week.jsonl");
+    std::fs::write(&p, bytes).unwrap();
+    p
+}
+
+/// The key an alert is listed under in the generator's truth file.
+fn truth_key(a: &Value) -> Value {
+    let ev = &a["evidence"];
+    match a["rule"].as_str().unwrap() {
+        "classified_mail" => json!({"rule": "classified_mail", "message_id": ev["message_id"], "level": ev["classification"]}),
+        "external_forwarding" => json!({"rule": "external_forwarding", "mailbox": a["mailbox"], "target": ev["targets"][0]}),
+        _ => json!({"rule": "mailbox_not_read", "mailbox": a["mailbox"], "day": a["day"]}),
+    }
+}
+
+#[test]
+fn the_bundled_sample_finds_every_injected_violation_and_nothing_else() {
+    let dir = tempfile::tempdir().unwrap();
+    let (stdout, stderr) = replay(dir.path(), &[], &[SAMPLE]);
+    let found: BTreeSet<String> = alerts(&stdout).iter().filter(|a| a["status"] == "open").map(|a| truth_key(a).to_string()).collect();
+    let truth_text = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("samples/truth.jsonl")).unwrap();
+    let truth: BTreeSet<String> = truth_text.lines().map(|l| serde_json::from_str::<Value>(l).unwrap().to_string()).collect();
+    assert_eq!(found.difference(&truth).collect::<Vec<_>>(), Vec::<&String>::new(), "alerts that are not injected violations");
+    assert_eq!(truth.difference(&found).collect::<Vec<_>>(), Vec::<&String>::new(), "injected violations not found");
+    assert!(truth.len() >= 30);
+    assert!(stderr.contains("brevvakt replay summary"), "{stderr}");
+}
+
+#[test]
+fn malformed_lines_are_dead_lettered_with_file_line_and_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, stderr) = replay(dir.path(), &[], &[SAMPLE]);
+    let dead = std::fs::read_to_string(dir.path().join("dead.jsonl")).unwrap();
+    let entries: Vec<Value> = dead.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(entries.len(), 30, "{stderr}");
+    let reasons = ["not_utf8", "syntax", "missing_field", "unknown_type", "bad_time"];
+    for e in &entries {
+        assert_eq!(e["source"]["name"], SAMPLE);
+        assert!(e["source"]["offset"].as_u64().unwrap() > 0);
+        assert!(reasons.contains(&e["reason"].as_str().unwrap()), "{e}");
+        assert!(e.get("raw").is_some() || e.get("raw_base64").is_some(), "the original bytes are kept: {e}");
+    }
+    assert!(stderr.contains("bad records               30"), "{stderr}");
+}
+
+#[test]
+fn plain_gzip_and_zstd_archives_give_the_same_alerts() {
+    let dir = tempfile::tempdir().unwrap();
+    let plain = sample_plain(dir.path());
+    // A gzip archive with a misleading name: compression is detected by magic bytes.
+    let gz = dir.path().join("week.log");
+    let mut enc = flate2::write::GzEncoder::new(std::fs::File::create(&gz).unwrap(), flate2::Compression::fast());
+    enc.write_all(&std::fs::read(&plain).unwrap()).unwrap();
+    enc.finish().unwrap();
+    let ids = |p: &str| alerts(&replay(dir.path(), &[], &[p]).0).iter().map(|a| a["id"].as_str().unwrap().to_string()).collect::<Vec<_>>();
+    let from_zst = ids(SAMPLE);
+    assert!(!from_zst.is_empty());
+    assert_eq!(ids(plain.to_str().unwrap()), from_zst);
+    assert_eq!(ids(gz.to_str().unwrap()), from_zst);
+}
+
+#[test]
+fn replays_are_byte_identical_across_runs_and_worker_counts() {
+    let dir = tempfile::tempdir().unwrap();
+    let runs: Vec<String> = ["1", "2", "4", "4"].iter().map(|w| replay(dir.path(), &["--workers", w], &[SAMPLE]).0).collect();
+    assert!(runs[0].lines().count() > 30);
+    assert!(runs.iter().all(|r| *r == runs[0]));
+}
+
+#[test]
+fn stdin_is_read_with_a_dash() {
+    let dir = tempfile::tempdir().unwrap();
+    let plain = sample_plain(dir.path());
+    let dead = dir.path().join("dead.jsonl");
+    let mut child = Command::new(BIN)
+        .args(["replay", "--quiet", "--roster", ROSTER, "--until", UNTIL, "--dead-letter", dead.to_str().unwrap(), "-"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let bytes = std::fs::read(&plain).unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let writer = std::thread::spawn(move || stdin.write_all(&bytes));
+    let out = child.wait_with_output().unwrap();
+    writer.join().unwrap().unwrap();
+    let from_stdin = alerts(&String::from_utf8(out.stdout).unwrap()).len();
+    assert_eq!(from_stdin, alerts(&replay(dir.path(), &[], &[SAMPLE]).0).len());
+}
+
+#[test]
+fn a_directory_of_archives_is_read_in_time_order_not_name_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = std::fs::read(sample_plain(dir.path())).unwrap();
+    let lines: Vec<&[u8]> = text.split(|&b| b == b'\n').filter(|l| !l.is_empty()).collect();
+    let half = lines.len() / 2;
+    let archive = dir.path().join("archive");
+    std::fs::create_dir(&archive).unwrap();
+    // The later half gets the name that sorts first.
+    std::fs::write(archive.join("a-second-half.jsonl"), lines[half..].join(&b'\n')).unwrap();
+    std::fs::write(archive.join("b-first-half.jsonl"), lines[..half].join(&b'\n')).unwrap();
+    let (stdout, stderr) = replay(dir.path(), &[], &[archive.to_str().unwrap()]);
+    let ids = |s: &str| alerts(s).iter().map(|a| a["id"].as_str().unwrap().to_string()).collect::<BTreeSet<_>>();
+    assert_eq!(ids(&stdout), ids(&replay(dir.path(), &[], &[SAMPLE]).0));
+    assert!(stderr.contains("late events                0"), "{stderr}");
+}
+
+#[test]
+fn an_overlong_line_is_dead_lettered_and_the_stream_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("huge.jsonl");
+    let huge = format!("{{\"type\":\"mail.message\",\"pad\":\"{}\"}}", "x".repeat(3 << 20));
+    let ok = r#"{"type":"mailbox.forwarding","time":"2026-06-15T09:00:00+02:00","mailbox":"anna@exempel.se","mechanism":"inbox_rule","targets":["anna@gmail.com"],"state":"enabled"}"#;
+    std::fs::write(&input, format!("{huge}\n{ok}\n")).unwrap();
+    let (stdout, _) = replay(dir.path(), &[], &[input.to_str().unwrap()]);
+    let forwarding = alerts(&stdout).into_iter().filter(|a| a["rule"] == "external_forwarding").count();
+    assert_eq!(forwarding, 1, "the record after the huge one is processed");
+    let dead: Value = serde_json::from_str(std::fs::read_to_string(dir.path().join("dead.jsonl")).unwrap().trim()).unwrap();
+    assert_eq!(dead["reason"], "too_long");
+    assert_eq!(dead["source"]["offset"], 1);
+    assert_eq!(dead["full_length"], huge.len());
+}
+
+#[test]
+fn alerts_can_be_written_as_ocsf_detection_findings() {
+    let dir = tempfile::tempdir().unwrap();
+    let (stdout, _) = replay(dir.path(), &["--format", "ocsf"], &[SAMPLE]);
+    let first = &alerts(&stdout)[0];
+    assert_eq!(first["class_uid"], 2004);
+    assert!(first["finding_info"]["uid"].as_str().unwrap().len() == 32);
+}
+
+#[test]
+fn a_bad_config_is_refused_with_every_field_and_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("bad.toml");
+    std::fs::write(&cfg, "[organisation]\nname = \"X\"\ndomains = [\"exa mple.se\"]\n[classification]\napproved_encryption = [\"tls\"]\n").unwrap();
+    let out = brevvakt(&["check-config", cfg.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(err.contains("organisation.domains[0]: "), "{err}");
+    assert!(err.contains("classification.approved_encryption[0]: "), "{err}");
+    let out = brevvakt(&["replay", "--config", cfg.to_str().unwrap(), SAMPLE]);
+    assert_eq!(out.status.code(), Some(2), "replay refuses it at start too");
+}
+
+#[test]
+fn the_printed_default_config_passes_check_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = brevvakt(&["check-config", "--print-default"]);
+    let cfg = dir.path().join("default.toml");
+    std::fs::write(&cfg, out.stdout).unwrap();
+    let out = brevvakt(&["check-config", cfg.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}
