@@ -89,6 +89,10 @@ pub struct ReplayArgs {
     /// No progress bar even on a terminal.
     #[arg(long)]
     pub quiet: bool,
+    /// Checkpoint state and positions here, and resume from the newest checkpoint when
+    /// started again with the same arguments (overrides `state.dir`).
+    #[arg(long)]
+    pub state_dir: Option<PathBuf>,
     /// Inputs.
     #[arg(required = true)]
     pub paths: Vec<String>,
@@ -166,7 +170,7 @@ pub fn main() -> ExitCode {
 
 fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(io::stderr);
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(io::stderr).with_ansi(io::stderr().is_terminal());
     let _ = match format {
         LogFormat::Human => builder.try_init(),
         LogFormat::Json => builder.json().try_init(),
@@ -200,17 +204,27 @@ fn replay(a: ReplayArgs) -> Result<ExitCode> {
         Err(code) => return Ok(code),
     };
     let roster = load_roster(a.roster.clone().or_else(|| settings.roster_path()))?;
-    let inputs = order_by_first_time(expand(&a.paths)?, settings.config.input.format);
+    let inputs = order_by_first_time(expand(&a.paths)?, settings.config.input.format, &settings.decode_options());
     let total: u64 = inputs.iter().filter_map(|i| match i {
         crate::sources::file::Input::File(p) => std::fs::metadata(p).ok().map(|m| m.len()),
         crate::sources::file::Input::Stdin => None,
     }).sum();
     let dead_path = a.dead_letter.clone().unwrap_or_else(|| settings.config.output.dead_letter.clone());
-    let mut dead = DeadLetters::new(&dead_path);
-    let sink = alert_sink(a.out.as_deref().or(settings.config.output.alerts.as_deref()), a.format)?;
+    let state_dir = a.state_dir.clone().or_else(|| settings.config.state.dir.clone());
+    let resume = match &state_dir {
+        Some(dir) => crate::state::checkpoint::load_newest(dir)?,
+        None => None,
+    };
+    if let Some(cp) = &resume {
+        crate::pipeline::check_same_inputs(cp, &inputs)?;
+        tracing::info!(seq = cp.seq, "resuming from checkpoint");
+    }
+    let mut dead = DeadLetters::resume(&dead_path, resume.as_ref().map_or(0, |c| c.dead_letter_bytes))?;
+    let alerts_at = resume.as_ref().map_or(0, |c| c.alerts_bytes);
+    let sink = alert_sink(a.out.as_deref().or(settings.config.output.alerts.as_deref()), a.format, alerts_at)?;
     let workers = a.workers.unwrap_or_else(|| settings.workers());
     let progress = (!a.quiet && io::stderr().is_terminal()).then(|| progress_bar(total));
-    let opts = Options { workers, until: a.until, progress };
+    let opts = Options { workers, until: a.until, progress, state_dir, resume };
     let summary = crate::pipeline::replay(Arc::new(settings), Arc::new(roster), inputs, sink, &mut dead, opts)?;
     eprint!("{}", render_summary(&summary, &dead_path));
     Ok(if summary.input_errors.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) })
@@ -223,13 +237,16 @@ fn load_roster(path: Option<PathBuf>) -> Result<Roster> {
     }
 }
 
-fn alert_sink(out: Option<&Path>, format: AlertFormat) -> Result<Box<dyn AlertSink>> {
+/// The alerts sink; when resuming (`resume_at` > 0) a file is cut back to what the
+/// checkpoint covers, so the alerts after it are written exactly once more.
+fn alert_sink(out: Option<&Path>, format: AlertFormat, resume_at: u64) -> Result<Box<dyn AlertSink>> {
     Ok(match out {
+        Some(p) if resume_at > 0 => Box::new(JsonlSink::new(BufWriter::new(crate::sinks::open_truncated(p, resume_at)?), format, resume_at)),
         Some(p) => {
             let f = File::create(p).with_context(|| format!("alerts file {}", p.display()))?;
-            Box::new(JsonlSink::new(BufWriter::new(f), format))
+            Box::new(JsonlSink::new(BufWriter::new(f), format, 0))
         }
-        None => Box::new(JsonlSink::new(BufWriter::new(io::stdout()), format)),
+        None => Box::new(JsonlSink::new(BufWriter::new(io::stdout()), format, resume_at)),
     })
 }
 

@@ -50,6 +50,44 @@ pub struct Config {
     /// Parallelism and batching.
     #[serde(default)]
     pub pipeline: Pipeline,
+    /// Checkpoints and retention of per-mailbox state.
+    #[serde(default)]
+    pub state: StateConfig,
+}
+
+/// `[state]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StateConfig {
+    /// Directory for checkpoints; `--state-dir` overrides it. Without one, nothing is
+    /// checkpointed and a restarted run starts from the beginning.
+    pub dir: Option<PathBuf>,
+    /// Checkpoint at least this often (wall clock).
+    #[serde(deserialize_with = "duration")]
+    pub checkpoint_interval: Duration,
+    /// Checkpoint at least every this many records.
+    pub checkpoint_records: u64,
+    /// State of a mailbox that is not on the roster and has seen no event for this long is
+    /// dropped (`"90d"`).
+    #[serde(deserialize_with = "duration")]
+    pub retention: Duration,
+    /// Mailboxes whose state is never dropped (investigations).
+    pub legal_hold: Vec<String>,
+}
+
+impl Default for StateConfig {
+    fn default() -> Self {
+        StateConfig {
+            dir: None,
+            // At most 30 s of work is redone after a crash.
+            checkpoint_interval: Duration::from_secs(30),
+            // A million records is a few seconds of replay: bounds redo work in replays.
+            checkpoint_records: 1_000_000,
+            // The organisations keep mail logs 90 days; state about a person lives no longer.
+            retention: Duration::from_secs(90 * 86_400),
+            legal_hold: Vec::new(),
+        }
+    }
 }
 
 /// `[organisation]`
@@ -152,6 +190,12 @@ pub struct Input {
     pub format: crate::decode::Format,
     /// Records longer than this many bytes are dead-lettered as `too_long`.
     pub max_line_bytes: usize,
+    /// Year of RFC 3164 syslog times, which carry none (Postfix/Dovecot). Never guessed:
+    /// without it such lines are dead-lettered as `bad_time`.
+    pub syslog_year: Option<i32>,
+    /// Time zone of RFC 3164 syslog times, which carry no offset (IANA name).
+    #[serde(deserialize_with = "time_zone")]
+    pub syslog_timezone: chrono_tz::Tz,
 }
 
 /// `[output]`
@@ -218,7 +262,13 @@ impl Default for Classification {
 impl Default for Input {
     fn default() -> Self {
         // 1 MiB: far above any real log line (a few KiB), low enough to bound memory.
-        Input { format: crate::decode::Format::Normalized, max_line_bytes: 1 << 20 }
+        Input {
+            format: crate::decode::Format::Normalized,
+            max_line_bytes: 1 << 20,
+            syslog_year: None,
+            // The organisations' servers log in Swedish local time.
+            syslog_timezone: crate::calendar::TZ,
+        }
     }
 }
 
@@ -256,6 +306,11 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         _ => return Err(format!("{s:?} has unknown unit {unit:?} (use s, m, h or d)")),
     };
     Ok(Duration::from_secs(n.saturating_mul(mult)))
+}
+
+fn time_zone<'de, D: Deserializer<'de>>(d: D) -> Result<chrono_tz::Tz, D::Error> {
+    let s = String::deserialize(d)?;
+    s.parse().map_err(|_| serde::de::Error::custom(format!("{s:?} is not an IANA time zone name")))
 }
 
 fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
@@ -341,6 +396,15 @@ impl Settings {
         self.config.roster.path.as_ref().map(|p| self.base_dir.join(p))
     }
 
+    /// What the decoders need from the configuration.
+    pub fn decode_options(&self) -> crate::decode::DecodeOptions {
+        crate::decode::DecodeOptions {
+            syslog_year: self.config.input.syslog_year,
+            syslog_timezone: self.config.input.syslog_timezone,
+            org_domains: self.domains.clone(),
+        }
+    }
+
     /// Worker count with 0 resolved to the number of cores.
     pub fn workers(&self) -> usize {
         match self.config.pipeline.workers {
@@ -414,6 +478,8 @@ fn check_limits(c: &Config, errs: &mut Vec<ConfigError>) {
     need(c.pipeline.workers <= 1024, "pipeline.workers", "must be at most 1024");
     need(!c.forwarding.suppress_window.is_zero(), "forwarding.suppress_window", "must be positive");
     need(!c.reading.idle_timeout.is_zero(), "reading.idle_timeout", "must be positive");
+    need(c.state.checkpoint_records > 0, "state.checkpoint_records", "must be at least 1");
+    need(c.state.retention >= Duration::from_secs(86_400), "state.retention", "must be at least 1d");
 }
 
 fn check_allow_list(allow: &[AllowedTarget], errs: &mut Vec<ConfigError>) {

@@ -194,8 +194,8 @@ impl<'de> Deserialize<'de> for Encryption {
 pub struct MailMessage {
     /// The Message-ID header (without angle brackets).
     pub message_id: String,
-    /// Envelope sender.
-    #[serde(deserialize_with = "addr::one")]
+    /// Envelope sender; empty for the null sender `<>` (bounces, some redirects).
+    #[serde(deserialize_with = "addr::any")]
     pub sender: String,
     /// Recipients of this transfer (after any rewriting).
     #[serde(deserialize_with = "addr::many")]
@@ -404,6 +404,12 @@ pub mod addr {
             return Err(serde::de::Error::custom("empty address"));
         }
         Ok(n)
+    }
+
+    /// An address that may be empty (the SMTP null sender `<>`).
+    pub fn any<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+        let s = <Cow<'de, str>>::deserialize(d)?;
+        Ok(normalize(&s))
     }
 
     /// An optional address (absent, null or empty mean none).

@@ -18,6 +18,8 @@ pub mod detect;
 pub mod domains;
 pub mod event;
 pub mod generate;
+pub mod http;
+pub mod metrics;
 pub mod pipeline;
 pub mod roster;
 pub mod sinks;

@@ -76,25 +76,25 @@ impl Decoder for AdminAuditDecoder {
     fn decode(&mut self, line: &[u8], pos: &SourcePos, out: &mut Vec<Event>) -> Result<(), DecodeError> {
         let text = utf8(line)?.trim_start_matches('\u{feff}');
         if !self.joiner.is_open() && text.trim_start().starts_with('{') {
-            let r: JsonRecord = serde_json::from_str(text).map_err(json_error)?;
-            let succeeded = !r.succeeded.as_ref().is_some_and(|v| *v == false || v.as_str().is_some_and(is_false));
-            return emit(
-                &Audit {
-                    cmdlet: &r.cmdlet_name,
-                    params: &r.cmdlet_parameters,
-                    object: r.object_modified.as_deref(),
-                    caller: r.caller.as_deref(),
-                    run_date: &r.run_date,
-                    succeeded,
-                },
-                pos,
-                out,
-            );
+            return json_record(text, pos, out);
         }
         let Some(record) = self.joiner.push(text)? else { return Ok(()) };
         let record = record.into_owned();
         self.csv_record(&record, pos, out)
     }
+}
+
+fn json_record(text: &str, pos: &SourcePos, out: &mut Vec<Event>) -> Result<(), DecodeError> {
+    let r: JsonRecord = serde_json::from_str(text).map_err(json_error)?;
+    let audit = Audit {
+        cmdlet: &r.cmdlet_name,
+        params: &r.cmdlet_parameters,
+        object: r.object_modified.as_deref(),
+        caller: r.caller.as_deref(),
+        run_date: &r.run_date,
+        succeeded: !r.succeeded.as_ref().is_some_and(|v| *v == false || v.as_str().is_some_and(is_false)),
+    };
+    emit(&audit, pos, out)
 }
 
 impl AdminAuditDecoder {
@@ -109,42 +109,65 @@ impl AdminAuditDecoder {
         }
         let header = self
             .header
-            .as_ref()
+            .as_deref()
             .ok_or_else(|| DecodeError::new(ErrorReason::Syntax, "CSV record before the header row"))?;
+        let row = Row::new(header, &cells)?;
+        let params = row.params()?;
+        emit(&row.audit(&params)?, pos, out)
+    }
+}
+
+/// One CSV record with the header that names its cells.
+struct Row<'a> {
+    header: &'a [String],
+    cells: &'a [Cow<'a, str>],
+}
+
+impl<'a> Row<'a> {
+    fn new(header: &'a [String], cells: &'a [Cow<'a, str>]) -> Result<Self, DecodeError> {
         if cells.len() != header.len() {
             return Err(DecodeError::new(
                 ErrorReason::Syntax,
                 format!("CSV record has {} cells, the header {}", cells.len(), header.len()),
             ));
         }
-        let cell = |name: &str| {
-            let lower = name.to_ascii_lowercase();
-            header.iter().position(|h| *h == lower).and_then(|i| cells.get(i)).map(Cow::as_ref)
-        };
-        let params = match cell("CmdletParameters").map(str::trim).filter(|p| !p.is_empty()) {
+        Ok(Row { header, cells })
+    }
+
+    fn cell(&self, name: &str) -> Option<&'a str> {
+        let i = self.header.iter().position(|h| h.eq_ignore_ascii_case(name))?;
+        self.cells.get(i).map(|c| c.as_ref())
+    }
+
+    fn required(&self, name: &str) -> Result<&'a str, DecodeError> {
+        self.cell(name).ok_or_else(|| DecodeError::new(ErrorReason::MissingField, format!("no {name} column")))
+    }
+
+    /// The `CmdletParameters` cell: a JSON parameter list, or none when empty.
+    fn params(&self) -> Result<Params, DecodeError> {
+        match self.cell("CmdletParameters").map(str::trim).filter(|p| !p.is_empty()) {
             Some(json) => serde_json::from_str(json).map_err(|e| {
                 DecodeError::new(
                     ErrorReason::InvalidValue,
                     format!("CmdletParameters is not a JSON parameter list ({e})"),
                 )
-            })?,
-            None => Params::default(),
-        };
-        let required = |name: &str| {
-            cell(name).ok_or_else(|| DecodeError::new(ErrorReason::MissingField, format!("no {name} column")))
-        };
-        emit(
-            &Audit {
-                cmdlet: required("CmdletName")?,
-                params: &params,
-                object: cell("ObjectModified"),
-                caller: cell("Caller"),
-                run_date: required("RunDate")?,
-                succeeded: !cell("Succeeded").is_some_and(is_false),
-            },
-            pos,
-            out,
-        )
+            }),
+            None => Ok(Params::default()),
+        }
+    }
+
+    fn audit<'p>(&self, params: &'p Params) -> Result<Audit<'p>, DecodeError>
+    where
+        'a: 'p,
+    {
+        Ok(Audit {
+            cmdlet: self.required("CmdletName")?,
+            params,
+            object: self.cell("ObjectModified"),
+            caller: self.cell("Caller"),
+            run_date: self.required("RunDate")?,
+            succeeded: !self.cell("Succeeded").is_some_and(is_false),
+        })
     }
 }
 

@@ -84,17 +84,7 @@ impl TrackingDecoder {
 impl Decoder for TrackingDecoder {
     fn decode(&mut self, line: &[u8], pos: &SourcePos, out: &mut Vec<Event>) -> Result<(), DecodeError> {
         let text = utf8(line)?.trim_start_matches('\u{feff}');
-        if self.joiner.is_open() && starts_record(text) {
-            tracing::warn!(
-                "{}: record starting at line {} ended inside a quoted field (truncated); dropped",
-                pos.name,
-                self.open_since
-            );
-            self.joiner.abandon();
-        }
-        if !self.joiner.is_open() {
-            self.open_since = pos.offset;
-        }
+        self.drop_truncated(text, pos);
         if let Some(fields) = text.strip_prefix("#Fields:") {
             self.columns = Some(Columns::parse(fields)?);
             return Ok(());
@@ -112,6 +102,24 @@ impl Decoder for TrackingDecoder {
             out.push(Event { time: parse_time(cols.get(&fields, Some(cols.date_time)))?, source: pos.clone(), body });
         }
         Ok(())
+    }
+}
+
+impl TrackingDecoder {
+    /// Drops a record left open by a truncated line when a new record begins, and notes
+    /// where the next record starts.
+    fn drop_truncated(&mut self, text: &str, pos: &SourcePos) {
+        if self.joiner.is_open() && starts_record(text) {
+            tracing::warn!(
+                "{}: record starting at line {} ended inside a quoted field (truncated); dropped",
+                pos.name,
+                self.open_since
+            );
+            self.joiner.abandon();
+        }
+        if !self.joiner.is_open() {
+            self.open_since = pos.offset;
+        }
     }
 }
 

@@ -12,12 +12,12 @@
 pub mod normalized;
 
 pub mod csvline;
+pub mod dovecot;
 pub mod exchange_admin_audit;
 pub mod exchange_cmdlet;
 pub mod exchange_tracking;
 pub mod m365;
 pub mod mail;
-pub mod dovecot;
 pub mod postfix;
 pub mod squid;
 pub mod syslog;

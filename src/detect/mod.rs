@@ -137,10 +137,14 @@ macro_rules! detectors {
     ($($field:ident : $ty:ty),* $(,)?) => {
         /// Everything brevvakt keeps about one mailbox: one slice per detector.
         #[derive(Debug, Clone, Default, Serialize, Deserialize)]
-        pub struct MailboxState { $(
+        pub struct MailboxState {
+            /// The newest (UTC) day an event concerned this mailbox: drives retention.
+            pub last_seen: Option<NaiveDate>,
+            $(
             #[doc = concat!("State of `", stringify!($ty), "`.")]
             pub $field: <$ty as Detector>::State,
-        )* }
+            )*
+        }
 
         /// One instance of every detector.
         pub struct Detectors { $( $field: $ty, )* }

@@ -9,31 +9,42 @@
 //! the record (or watermark step) that caused them, then by id — whatever the worker count
 //! or batch size, so the same input always gives a byte-identical alert file. Bad records
 //! are dead-lettered and counted; the stream goes on. Days close by event time only.
+//!
+//! Checkpoints (with a state directory): at a batch boundary the router attaches a
+//! snapshot of its own state and the input positions to the batch; every worker adds a copy
+//! of its shard; the collector, once it has written and flushed every alert up to that
+//! boundary, writes the checkpoint. A resumed run restores all of it, cuts the alert and
+//! dead-letter files back to what the checkpoint covers, skips inputs already done and
+//! re-decodes (without processing) the covered lines of a partly read input, so decoders
+//! that keep state between lines (CSV headers, queue ids) are rebuilt.
 
 pub mod router;
 pub mod watermark;
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use anyhow::{anyhow, Result};
+use anyhow::{anyhow, bail, Result};
 use chrono::{DateTime, Utc};
 
 use crate::alert::{Rule, Status};
 use crate::config::Settings;
-use crate::decode::{DecodeError, DecodeOptions, Decoder, ErrorReason};
+use crate::decode::{DecodeError, Decoder, ErrorReason};
 use crate::event::{Event, SourcePos};
 use crate::roster::Roster;
 use crate::sinks::dead_letter::DeadLetters;
 use crate::sinks::AlertSink;
+use crate::detect::MailboxState;
 use crate::sources::file::{read_all, Input};
 use crate::sources::{Chunk, SourceMsg};
+use crate::state::checkpoint::{self, Checkpoint, InputPosition};
 use crate::state::shard::Shard;
 use crate::state::{shard_of, Item, Ordered};
-use router::Router;
+use router::{Router, RouterState};
 use watermark::Watermark;
 
 /// How to run a replay.
@@ -44,6 +55,10 @@ pub struct Options {
     pub until: Option<DateTime<Utc>>,
     /// Progress display, advanced by bytes read.
     pub progress: Option<indicatif::ProgressBar>,
+    /// Checkpoint directory; `None` disables checkpoints.
+    pub state_dir: Option<PathBuf>,
+    /// The checkpoint to continue from.
+    pub resume: Option<Checkpoint>,
 }
 
 /// What a run did.
@@ -87,34 +102,68 @@ impl Summary {
 struct Batch {
     no: u64,
     items: Vec<Item>,
+    /// Set when a checkpoint is taken after this batch.
+    snapshot: Option<Arc<Snapshot>>,
 }
 
 /// A worker's alerts for one batch.
 struct BatchResult {
     no: u64,
     alerts: Vec<Ordered>,
+    /// The worker's part of a checkpoint, and the router's.
+    shard: Option<ShardPart>,
+    snapshot: Option<Arc<Snapshot>>,
+}
+
+/// The router stage's part of a checkpoint.
+struct Snapshot {
+    seq: u64,
+    inputs: Vec<InputPosition>,
+    watermark_inputs: BTreeMap<usize, usize>,
+    dead_letter_bytes: u64,
+    router: RouterState,
+    watermark: Watermark,
+}
+
+/// A worker's part of a checkpoint.
+struct ShardPart {
+    closed_through: Option<chrono::NaiveDate>,
+    first_day: Option<chrono::NaiveDate>,
+    mailboxes: Vec<(String, MailboxState)>,
 }
 
 /// Runs the whole pipeline over `inputs` and returns the summary.
 pub fn replay(settings: Arc<Settings>, roster: Arc<Roster>, inputs: Vec<Input>, sink: Box<dyn AlertSink>, dead: &mut DeadLetters, opts: Options) -> Result<Summary> {
     let started = Instant::now();
     let n = opts.workers.max(1);
+    let names: Vec<String> = inputs.iter().map(Input::name).collect();
+    if let Some(cp) = &opts.resume {
+        check_same_inputs(cp, &inputs)?;
+    }
+    let done: Vec<bool> = match &opts.resume {
+        Some(cp) => cp.inputs.iter().map(|p| p.done).collect(),
+        None => vec![false; inputs.len()],
+    };
     let (raw_tx, raw_rx) = sync_channel::<SourceMsg>(8);
     let max_line = settings.config.input.max_line_bytes;
-    let reader = thread::Builder::new().name("reader".into()).spawn(move || read_all(&inputs, &raw_tx, max_line, 1 << 18))?;
+    let reader = thread::Builder::new().name("reader".into()).spawn(move || read_all(&inputs, &done, &raw_tx, max_line, 1 << 18))?;
     let (res_tx, res_rx) = sync_channel::<BatchResult>(n * settings.config.pipeline.queue_batches);
-    let collector = thread::Builder::new().name("collector".into()).spawn(move || collect(res_rx, n, sink))?;
+    let state_dir = opts.state_dir.clone();
+    let collector = thread::Builder::new().name("collector".into()).spawn(move || collect(res_rx, n, sink, state_dir))?;
     let mut worker_txs = Vec::new();
     let mut workers = Vec::new();
     for i in 0..n {
         let (tx, rx) = sync_channel::<Batch>(settings.config.pipeline.queue_batches);
-        let shard = Shard::new(i, n, settings.clone(), roster.clone());
+        let mut shard = Shard::new(i, n, settings.clone(), roster.clone());
+        if let Some(cp) = &opts.resume {
+            shard.restore(cp);
+        }
         let res = res_tx.clone();
         workers.push(thread::Builder::new().name(format!("shard-{i}")).spawn(move || work(shard, rx, res))?);
         worker_txs.push(tx);
     }
     drop(res_tx);
-    let mut stage = Stage::new(settings.clone(), roster, worker_txs, dead, opts.progress.clone());
+    let mut stage = Stage::new(settings.clone(), roster, worker_txs, dead, &opts, names);
     let routed = stage.run(raw_rx, opts.until);
     let mut summary = stage.finish();
     let mailboxes: usize = workers.into_iter().map(|w| w.join().unwrap_or(0)).sum();
@@ -128,6 +177,16 @@ pub fn replay(settings: Arc<Settings>, roster: Arc<Roster>, inputs: Vec<Input>, 
     Ok(summary)
 }
 
+/// A checkpoint can only continue the same inputs, in the same order.
+pub fn check_same_inputs(cp: &Checkpoint, inputs: &[Input]) -> Result<()> {
+    let names: Vec<String> = inputs.iter().map(Input::name).collect();
+    let covered: Vec<&str> = cp.inputs.iter().map(|p| p.name.as_str()).collect();
+    if covered != names.iter().map(String::as_str).collect::<Vec<_>>() {
+        bail!("the checkpoint covers the inputs {covered:?}, not {names:?}: replay the same inputs, or use a fresh --state-dir");
+    }
+    Ok(())
+}
+
 /// Runs one shard until its queue closes; returns the mailboxes it tracked.
 fn work(mut shard: Shard, rx: Receiver<Batch>, res: SyncSender<BatchResult>) -> usize {
     for batch in rx {
@@ -135,7 +194,11 @@ fn work(mut shard: Shard, rx: Receiver<Batch>, res: SyncSender<BatchResult>) -> 
         for item in batch.items {
             shard.apply(item, &mut alerts);
         }
-        if res.send(BatchResult { no: batch.no, alerts }).is_err() {
+        let part = batch.snapshot.as_ref().map(|_| {
+            let (closed_through, first_day) = shard.days();
+            ShardPart { closed_through, first_day, mailboxes: shard.export() }
+        });
+        if res.send(BatchResult { no: batch.no, alerts, shard: part, snapshot: batch.snapshot }).is_err() {
             break;
         }
     }
@@ -144,27 +207,67 @@ fn work(mut shard: Shard, rx: Receiver<Batch>, res: SyncSender<BatchResult>) -> 
 
 type AlertCounts = BTreeMap<(Rule, &'static str), u64>;
 
-/// Merges the workers' results batch by batch, in batch order, and writes the alerts.
-fn collect(rx: Receiver<BatchResult>, workers: usize, mut sink: Box<dyn AlertSink>) -> Result<AlertCounts> {
-    let mut pending: BTreeMap<u64, (usize, Vec<Ordered>)> = BTreeMap::new();
+/// Results of one batch number, gathered from every worker.
+#[derive(Default)]
+struct Pending {
+    answers: usize,
+    alerts: Vec<Ordered>,
+    parts: Vec<ShardPart>,
+    snapshot: Option<Arc<Snapshot>>,
+}
+
+/// Merges the workers' results batch by batch, in batch order, writes the alerts, and
+/// writes a checkpoint after the alerts it covers are flushed.
+fn collect(rx: Receiver<BatchResult>, workers: usize, mut sink: Box<dyn AlertSink>, state_dir: Option<PathBuf>) -> Result<AlertCounts> {
+    let mut pending: BTreeMap<u64, Pending> = BTreeMap::new();
     let mut next = 0u64;
     let mut counts = AlertCounts::new();
     for r in rx {
         let slot = pending.entry(r.no).or_default();
-        slot.0 += 1;
-        slot.1.extend(r.alerts);
-        while pending.get(&next).is_some_and(|(k, _)| *k == workers) {
-            let (_, mut alerts) = pending.remove(&next).expect("checked above");
-            alerts.sort_by(|a, b| a.key().cmp(&b.key()));
-            for o in &alerts {
+        slot.answers += 1;
+        slot.alerts.extend(r.alerts);
+        slot.parts.extend(r.shard);
+        slot.snapshot = slot.snapshot.take().or(r.snapshot);
+        while pending.get(&next).is_some_and(|p| p.answers == workers) {
+            let mut done = pending.remove(&next).expect("checked above");
+            done.alerts.sort_by(|a, b| a.key().cmp(&b.key()));
+            for o in &done.alerts {
                 sink.write(&o.alert)?;
                 *counts.entry((o.alert.rule, status_name(o.alert.status))).or_default() += 1;
+            }
+            if let (Some(dir), true) = (&state_dir, done.parts.len() == workers) {
+                sink.flush()?;
+                write_checkpoint(dir, sink.position(), done)?;
             }
             next += 1;
         }
     }
     sink.flush()?;
     Ok(counts)
+}
+
+fn write_checkpoint(dir: &std::path::Path, alerts_bytes: u64, done: Pending) -> Result<()> {
+    let Some(snap) = done.snapshot else { return Ok(()) };
+    let first = done.parts.first();
+    let (closed_through, first_day) = (first.and_then(|p| p.closed_through), first.and_then(|p| p.first_day));
+    let mut mailboxes: Vec<_> = done.parts.into_iter().flat_map(|p| p.mailboxes).collect();
+    mailboxes.sort_by(|a, b| a.0.cmp(&b.0));
+    let cp = Checkpoint {
+        version: checkpoint::FORMAT_VERSION,
+        seq: snap.seq,
+        inputs: snap.inputs.clone(),
+        watermark_inputs: snap.watermark_inputs.clone(),
+        alerts_bytes,
+        dead_letter_bytes: snap.dead_letter_bytes,
+        router: snap.router.clone(),
+        watermark: snap.watermark.clone(),
+        closed_through,
+        first_day,
+        mailboxes,
+    };
+    let path = checkpoint::write(dir, &cp)?;
+    tracing::debug!(checkpoint = %path.display(), seq = cp.seq, "checkpoint written");
+    Ok(())
 }
 
 fn status_name(s: Status) -> &'static str {
@@ -179,7 +282,9 @@ struct Stage<'a> {
     settings: Arc<Settings>,
     router: Router,
     watermark: Watermark,
-    decoders: BTreeMap<usize, (Box<dyn Decoder>, usize)>,
+    decoders: BTreeMap<usize, Box<dyn Decoder>>,
+    watermark_inputs: BTreeMap<usize, usize>,
+    positions: Vec<InputPosition>,
     workers: Vec<SyncSender<Batch>>,
     pending: Vec<Vec<Item>>,
     in_batch: usize,
@@ -190,26 +295,39 @@ struct Stage<'a> {
     progress: Option<indicatif::ProgressBar>,
     events: Vec<Event>,
     routed: Vec<crate::detect::Routed>,
+    checkpoints: bool,
+    since_checkpoint: u64,
+    last_checkpoint: Instant,
 }
 
 impl<'a> Stage<'a> {
-    fn new(settings: Arc<Settings>, roster: Arc<Roster>, workers: Vec<SyncSender<Batch>>, dead: &'a mut DeadLetters, progress: Option<indicatif::ProgressBar>) -> Self {
+    fn new(settings: Arc<Settings>, roster: Arc<Roster>, workers: Vec<SyncSender<Batch>>, dead: &'a mut DeadLetters, opts: &Options, names: Vec<String>) -> Self {
         let n = workers.len();
+        let cp = opts.resume.as_ref();
+        let positions = match cp {
+            Some(cp) => cp.inputs.clone(),
+            None => names.into_iter().map(|name| InputPosition { name, lines: 0, done: false }).collect(),
+        };
         Stage {
-            watermark: Watermark::new(settings.config.reading.allowed_lateness),
-            router: Router::new(settings.clone(), roster),
+            watermark: cp.map_or_else(|| Watermark::new(settings.config.reading.allowed_lateness), |c| c.watermark.clone()),
+            router: Router::new(settings.clone(), roster, cp.map(|c| c.router.clone()).unwrap_or_default()),
+            watermark_inputs: cp.map(|c| c.watermark_inputs.clone()).unwrap_or_default(),
+            seq: cp.map_or(0, |c| c.seq),
             settings,
             decoders: BTreeMap::new(),
+            positions,
             workers,
             pending: (0..n).map(|_| Vec::new()).collect(),
             in_batch: 0,
             batch_no: 0,
-            seq: 0,
             dead,
             summary: Summary::default(),
-            progress,
+            progress: opts.progress.clone(),
             events: Vec::new(),
             routed: Vec::new(),
+            checkpoints: opts.state_dir.is_some(),
+            since_checkpoint: 0,
+            last_checkpoint: Instant::now(),
         }
     }
 
@@ -224,7 +342,7 @@ impl<'a> Stage<'a> {
             self.watermark.advance_to(t);
             self.check_close();
         }
-        self.flush()?;
+        self.flush(self.checkpoints)?;
         self.workers.clear();
         Ok(())
     }
@@ -238,45 +356,69 @@ impl<'a> Stage<'a> {
     }
 
     fn end_input(&mut self, input: usize, error: Option<String>) {
-        if let Some((_, wm)) = self.decoders.get(&input) {
+        if let Some(wm) = self.watermark_inputs.get(&input) {
             self.watermark.deactivate(*wm);
         }
-        if let Some(e) = error {
-            tracing::error!(input, error = %e, "input could not be read to the end");
-            self.summary.input_errors.push(e);
+        self.decoders.remove(&input);
+        match error {
+            Some(e) => {
+                tracing::error!(input, error = %e, "input could not be read to the end");
+                self.summary.input_errors.push(e);
+            }
+            None => {
+                if let Some(p) = self.positions.get_mut(input) {
+                    p.done = true;
+                }
+            }
         }
     }
 
     fn chunk(&mut self, c: &Chunk) -> Result<()> {
-        let (mut decoder, wm_input) = match self.decoders.remove(&c.input) {
+        let mut decoder = match self.decoders.remove(&c.input) {
             Some(d) => d,
-            None => (self.settings.config.input.format.decoder(&DecodeOptions::default()), self.watermark.add_input()),
+            None => self.settings.config.input.format.decoder(&self.settings.decode_options()),
         };
+        let wm_input = *self.watermark_inputs.entry(c.input).or_insert_with(|| self.watermark.add_input());
+        let covered = self.positions.get(c.input).map_or(0, |p| p.lines);
         for (i, line) in c.lines.iter().enumerate() {
-            let pos = SourcePos::line(c.name.clone(), c.first_line + i as u64);
+            let number = c.first_line + i as u64;
+            let pos = SourcePos::line(c.name.clone(), number);
             let raw = &c.data[line.start..line.end];
-            self.summary.records += 1;
-            self.summary.bytes += raw.len() as u64 + 1;
-            self.seq += 1;
-            let result = match line.cut_from {
-                Some(len) => Err(DecodeError::new(ErrorReason::TooLong, format!("record of {len} bytes exceeds input.max_line_bytes"))),
-                None => decoder.decode(raw, &pos, &mut self.events),
-            };
-            if let Err(e) = result {
-                self.bad_record(&pos, &e, raw, line.cut_from)?;
+            if number <= covered {
+                // Covered by the checkpoint: rebuild the decoder's state only.
+                let _ = decoder.decode(raw, &pos, &mut self.events);
+                self.events.clear();
+                continue;
             }
+            self.record(decoder.as_mut(), &pos, raw, line.cut_from)?;
             self.dispatch_events(wm_input)?;
+            if let Some(p) = self.positions.get_mut(c.input) {
+                p.lines = number;
+            }
         }
-        self.decoders.insert(c.input, (decoder, wm_input));
+        self.decoders.insert(c.input, decoder);
         if let Some(p) = &self.progress {
             p.set_position(c.bytes_read);
         }
         Ok(())
     }
 
-    fn bad_record(&mut self, pos: &SourcePos, e: &DecodeError, raw: &[u8], cut_from: Option<u64>) -> Result<()> {
-        *self.summary.bad.entry(e.reason).or_default() += 1;
-        self.dead.write(pos, e, raw, cut_from)
+    /// Decodes one record; a bad one is counted and dead-lettered.
+    fn record(&mut self, decoder: &mut dyn Decoder, pos: &SourcePos, raw: &[u8], cut_from: Option<u64>) -> Result<()> {
+        self.summary.records += 1;
+        self.summary.bytes += raw.len() as u64 + 1;
+        self.seq += 1;
+        let result = match cut_from {
+            Some(len) => Err(DecodeError::new(ErrorReason::TooLong, format!("record of {len} bytes exceeds input.max_line_bytes"))),
+            None => decoder.decode(raw, pos, &mut self.events),
+        };
+        match result {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                *self.summary.bad.entry(e.reason).or_default() += 1;
+                self.dead.write(pos, &e, raw, cut_from)
+            }
+        }
     }
 
     fn dispatch_events(&mut self, wm_input: usize) -> Result<()> {
@@ -295,10 +437,16 @@ impl<'a> Stage<'a> {
             }
         }
         self.in_batch += 1;
+        self.since_checkpoint += 1;
         if self.in_batch >= self.settings.config.pipeline.batch_size {
-            self.flush()?;
+            self.flush(self.checkpoint_due())?;
         }
         Ok(())
+    }
+
+    fn checkpoint_due(&self) -> bool {
+        let cfg = &self.settings.config.state;
+        self.checkpoints && (self.since_checkpoint >= cfg.checkpoint_records || self.last_checkpoint.elapsed() >= cfg.checkpoint_interval)
     }
 
     /// Broadcasts a day close to every shard, in stream position.
@@ -310,11 +458,27 @@ impl<'a> Stage<'a> {
         }
     }
 
+    /// The router's part of a checkpoint at the current position.
+    fn snapshot(&mut self) -> Result<Arc<Snapshot>> {
+        self.dead.flush()?;
+        self.since_checkpoint = 0;
+        self.last_checkpoint = Instant::now();
+        Ok(Arc::new(Snapshot {
+            seq: self.seq,
+            inputs: self.positions.clone(),
+            watermark_inputs: self.watermark_inputs.clone(),
+            dead_letter_bytes: self.dead.position(),
+            router: self.router.state().clone(),
+            watermark: self.watermark.clone(),
+        }))
+    }
+
     /// Sends the pending items to every worker (empty batches too: the collector waits
-    /// for every worker's answer to a batch number).
-    fn flush(&mut self) -> Result<()> {
+    /// for every worker's answer to a batch number), with a checkpoint request if asked.
+    fn flush(&mut self, checkpoint: bool) -> Result<()> {
+        let snapshot = if checkpoint { Some(self.snapshot()?) } else { None };
         for (tx, items) in self.workers.iter().zip(self.pending.iter_mut()) {
-            let batch = Batch { no: self.batch_no, items: std::mem::take(items) };
+            let batch = Batch { no: self.batch_no, items: std::mem::take(items), snapshot: snapshot.clone() };
             tx.send(batch).map_err(|_| anyhow!("a shard worker stopped (see errors above)"))?;
         }
         self.batch_no += 1;

@@ -10,10 +10,11 @@
 //!   status below 400;
 //! - one event is routed at most once per mailbox, with all its roles merged.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 use chrono::NaiveDate;
+use serde::{Deserialize, Serialize};
 
 use crate::calendar::local_day;
 use crate::config::Settings;
@@ -21,19 +22,37 @@ use crate::detect::{Roles, Routed};
 use crate::event::{AccessResult, DelegationChange, Event, EventBody, ForwardingChange, GrantState, MailMessage, MailboxAccess, ProxyRequest};
 use crate::roster::Roster;
 
+/// What the router remembers between events (checkpointed).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RouterState {
+    /// Delegations granted by events and not removed: mailbox → users.
+    pub delegates: BTreeMap<String, BTreeSet<String>>,
+}
+
 /// Routes events to mailboxes.
 pub struct Router {
     settings: Arc<Settings>,
     roster: Arc<Roster>,
-    /// Delegations granted by events: mailbox → users, and user → mailboxes.
-    delegates: HashMap<String, BTreeSet<String>>,
+    state: RouterState,
+    /// The reverse of `state.delegates`: user → mailboxes.
     delegated_to: HashMap<String, BTreeSet<String>>,
 }
 
 impl Router {
-    /// A router over the configuration and roster.
-    pub fn new(settings: Arc<Settings>, roster: Arc<Roster>) -> Self {
-        Router { settings, roster, delegates: HashMap::new(), delegated_to: HashMap::new() }
+    /// A router over the configuration and roster, continuing from `state`.
+    pub fn new(settings: Arc<Settings>, roster: Arc<Roster>, state: RouterState) -> Self {
+        let mut delegated_to: HashMap<String, BTreeSet<String>> = HashMap::new();
+        for (mailbox, users) in &state.delegates {
+            for u in users {
+                delegated_to.entry(u.clone()).or_default().insert(mailbox.clone());
+            }
+        }
+        Router { settings, roster, state, delegated_to }
+    }
+
+    /// The state to checkpoint.
+    pub fn state(&self) -> &RouterState {
+        &self.state
     }
 
     /// Appends the routed copies of `ev` to `out`.
@@ -117,18 +136,18 @@ impl Router {
             Some(e) => e.relation(user, day).is_some(),
             None => user == mailbox,
         };
-        by_roster || self.delegates.get(mailbox).is_some_and(|d| d.contains(user))
+        by_roster || self.state.delegates.get(mailbox).is_some_and(|d| d.contains(user))
     }
 
     fn delegation(&mut self, d: &DelegationChange) {
         let mailbox = self.roster.canonical(&d.mailbox).to_string();
         match d.state {
             GrantState::Granted => {
-                self.delegates.entry(mailbox.clone()).or_default().insert(d.delegate.clone());
+                self.state.delegates.entry(mailbox.clone()).or_default().insert(d.delegate.clone());
                 self.delegated_to.entry(d.delegate.clone()).or_default().insert(mailbox);
             }
             GrantState::Removed => {
-                self.delegates.entry(mailbox.clone()).or_default().remove(&d.delegate);
+                self.state.delegates.entry(mailbox.clone()).or_default().remove(&d.delegate);
                 self.delegated_to.entry(d.delegate.clone()).or_default().remove(&mailbox);
             }
         }

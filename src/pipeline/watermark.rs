@@ -12,19 +12,21 @@
 //! the wall clock when every live input is idle).
 
 use chrono::{DateTime, Days, NaiveDate, Utc};
+use serde::{Deserialize, Serialize};
 
 use crate::calendar::{day_end_utc, local_day};
 
 /// Newest time seen on one input.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
 struct InputClock {
     max: Option<DateTime<Utc>>,
     active: bool,
 }
 
-/// The watermark and the days it has closed.
-#[derive(Debug, Clone)]
+/// The watermark and the days it has closed (checkpointed).
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Watermark {
+    #[serde(with = "seconds")]
     lateness: chrono::Duration,
     inputs: Vec<InputClock>,
     value: Option<DateTime<Utc>>,
@@ -108,6 +110,19 @@ impl Watermark {
         }
         self.reported = self.closed;
         self.closed
+    }
+}
+
+/// A `chrono::Duration` as whole seconds.
+mod seconds {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(d: &chrono::Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_i64(d.num_seconds())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<chrono::Duration, D::Error> {
+        Ok(chrono::Duration::seconds(i64::deserialize(d)?))
     }
 }
 

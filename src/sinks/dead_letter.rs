@@ -37,12 +37,31 @@ pub struct DeadLetters {
     path: std::path::PathBuf,
     out: Option<BufWriter<File>>,
     count: u64,
+    position: u64,
+    line: Vec<u8>,
 }
 
 impl DeadLetters {
     /// Dead letters go to `path`; the file is created only if a record is bad.
     pub fn new(path: &Path) -> Self {
-        DeadLetters { path: path.to_path_buf(), out: None, count: 0 }
+        DeadLetters { path: path.to_path_buf(), out: None, count: 0, position: 0, line: Vec::new() }
+    }
+
+    /// Continues `path` after a checkpoint that covered its first `position` bytes: what
+    /// was written after that is cut off (it will be written again).
+    pub fn resume(path: &Path, position: u64) -> Result<Self> {
+        let mut d = Self::new(path);
+        if position > 0 {
+            let f = crate::sinks::open_truncated(path, position)?;
+            d.out = Some(BufWriter::new(f));
+            d.position = position;
+        }
+        Ok(d)
+    }
+
+    /// Bytes written to the file so far.
+    pub fn position(&self) -> u64 {
+        self.position
     }
 
     /// Records written.
@@ -61,9 +80,13 @@ impl DeadLetters {
             raw_base64: text.is_none().then(|| base64::engine::general_purpose::STANDARD.encode(raw)),
             full_length,
         };
-        let out = self.writer()?;
-        serde_json::to_writer(&mut *out, &entry)?;
-        out.write_all(b"\n")?;
+        self.line.clear();
+        serde_json::to_writer(&mut self.line, &entry)?;
+        self.line.push(b'\n');
+        let line = std::mem::take(&mut self.line);
+        self.writer()?.write_all(&line)?;
+        self.position += line.len() as u64;
+        self.line = line;
         self.count += 1;
         Ok(())
     }
@@ -76,10 +99,13 @@ impl DeadLetters {
         Ok(self.out.as_mut().expect("set above"))
     }
 
-    /// Flushes the file.
+    /// Flushes and fsyncs the file.
     pub fn flush(&mut self) -> Result<()> {
         match &mut self.out {
-            Some(o) => Ok(o.flush()?),
+            Some(o) => {
+                o.flush()?;
+                Ok(o.get_ref().sync_data()?)
+            }
             None => Ok(()),
         }
     }

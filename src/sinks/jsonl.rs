@@ -3,12 +3,11 @@
 //! Guarantees: one alert per line, no wall-clock field, so two runs over the same input
 //! produce byte-identical files.
 
-use std::io::Write;
 
 use anyhow::Result;
 use serde::{Deserialize, Serialize};
 
-use super::AlertSink;
+use super::{AlertSink, Durable};
 use crate::alert::Alert;
 
 /// Output shape of an alert.
@@ -22,31 +21,40 @@ pub enum AlertFormat {
     Ocsf,
 }
 
-/// Writes alerts to any writer.
-pub struct JsonlSink<W: Write + Send> {
+/// Writes alerts to a file or pipe.
+pub struct JsonlSink<W: Durable> {
     out: W,
     format: AlertFormat,
+    position: u64,
+    line: Vec<u8>,
 }
 
-impl<W: Write + Send> JsonlSink<W> {
-    /// A sink writing to `out`.
-    pub fn new(out: W, format: AlertFormat) -> Self {
-        JsonlSink { out, format }
+impl<W: Durable> JsonlSink<W> {
+    /// A sink writing to `out`, which already holds `position` bytes of earlier alerts.
+    pub fn new(out: W, format: AlertFormat, position: u64) -> Self {
+        JsonlSink { out, format, position, line: Vec::with_capacity(1024) }
     }
 }
 
-impl<W: Write + Send> AlertSink for JsonlSink<W> {
+impl<W: Durable> AlertSink for JsonlSink<W> {
     fn write(&mut self, alert: &Alert) -> Result<()> {
+        self.line.clear();
         match self.format {
-            AlertFormat::Json => serde_json::to_writer(&mut self.out, alert)?,
-            AlertFormat::Ocsf => serde_json::to_writer(&mut self.out, &crate::sinks::jsonl::ocsf(alert))?,
+            AlertFormat::Json => serde_json::to_writer(&mut self.line, alert)?,
+            AlertFormat::Ocsf => serde_json::to_writer(&mut self.line, &ocsf(alert))?,
         }
-        self.out.write_all(b"\n")?;
+        self.line.push(b'\n');
+        self.out.write_all(&self.line)?;
+        self.position += self.line.len() as u64;
         Ok(())
     }
 
     fn flush(&mut self) -> Result<()> {
-        Ok(self.out.flush()?)
+        Ok(self.out.sync()?)
+    }
+
+    fn position(&self) -> u64 {
+        self.position
     }
 }
 

@@ -117,8 +117,8 @@ pub fn decompress<R: BufRead + Send + 'static>(mut r: R) -> Result<Box<dyn BufRe
 
 /// Sorts file inputs by the time of their first decodable record (stdin stays in place
 /// at the end: it cannot be peeked without consuming it).
-pub fn order_by_first_time(inputs: Vec<Input>, format: Format) -> Vec<Input> {
-    let mut keyed: Vec<_> = inputs.into_iter().map(|i| (first_time(&i, format), i)).collect();
+pub fn order_by_first_time(inputs: Vec<Input>, format: Format, opts: &DecodeOptions) -> Vec<Input> {
+    let mut keyed: Vec<_> = inputs.into_iter().map(|i| (first_time(&i, format, opts), i)).collect();
     keyed.sort_by(|(ta, a), (tb, b)| {
         let rank = |t: &Option<DateTime<Utc>>, i: &Input| (matches!(i, Input::Stdin), t.is_none(), *t);
         rank(ta, a).cmp(&rank(tb, b)).then_with(|| a.name().cmp(&b.name()))
@@ -127,12 +127,12 @@ pub fn order_by_first_time(inputs: Vec<Input>, format: Format) -> Vec<Input> {
 }
 
 /// The time of the first of the first 100 lines that decodes.
-fn first_time(input: &Input, format: Format) -> Option<DateTime<Utc>> {
+fn first_time(input: &Input, format: Format, opts: &DecodeOptions) -> Option<DateTime<Utc>> {
     if *input == Input::Stdin {
         return None;
     }
     let reader = open(input).ok()?;
-    let mut decoder = format.decoder(&DecodeOptions::default());
+    let mut decoder = format.decoder(opts);
     let name: Arc<str> = input.name().into();
     let mut out = Vec::new();
     for (i, line) in reader.split(b'\n').take(100).enumerate() {
@@ -146,10 +146,14 @@ fn first_time(input: &Input, format: Format) -> Option<DateTime<Utc>> {
     None
 }
 
-/// Reads every input in order on the calling thread, sending chunks of about `chunk_bytes`.
-/// Stops early (without error) when the receiver hangs up.
-pub fn read_all(inputs: &[Input], tx: &SyncSender<SourceMsg>, max_line: usize, chunk_bytes: usize) {
+/// Reads every input in order on the calling thread, sending chunks of about `chunk_bytes`,
+/// except those marked `done` (already covered by a checkpoint). Stops early (without
+/// error) when the receiver hangs up.
+pub fn read_all(inputs: &[Input], done: &[bool], tx: &SyncSender<SourceMsg>, max_line: usize, chunk_bytes: usize) {
     for (idx, input) in inputs.iter().enumerate() {
+        if done.get(idx).copied().unwrap_or(false) {
+            continue;
+        }
         let error = match read_one(idx, input, tx, max_line, chunk_bytes) {
             Ok(true) => None,
             Ok(false) => return,

@@ -5,6 +5,7 @@
 //! owned by exactly one worker thread, so state is updated without locks. Items reach a
 //! shard in the order the router produced them.
 
+pub mod checkpoint;
 pub mod shard;
 
 use chrono::NaiveDate;

@@ -2,13 +2,17 @@
 //!
 //! Guarantees: every routed event updates exactly its mailbox's state; on `Close` every
 //! mailbox of the shard — including roster mailboxes never seen in the stream — is
-//! judged once per day, in day order. Not guaranteed here: durability (see checkpoints).
+//! judged once per day, in day order. After each closed day, the state of mailboxes that
+//! are not on the roster, not on legal hold and have seen no event for `state.retention`
+//! is dropped. Durability: [`Shard::export`] and [`Shard::restore`] give the state to and
+//! take it from a checkpoint (see `checkpoint`).
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use chrono::{Days, NaiveDate};
 
+use super::checkpoint::Checkpoint;
 use super::{shard_of, Item, Ordered};
 use crate::alert::Alert;
 use crate::config::Settings;
@@ -34,6 +38,27 @@ impl Shard {
     pub fn new(index: usize, count: usize, settings: Arc<Settings>, roster: Arc<Roster>) -> Self {
         let detectors = Detectors::new(&settings);
         Shard { index, count, settings, roster, detectors, mailboxes: HashMap::new(), closed_through: None, first_day: None, scratch: Vec::new() }
+    }
+
+    /// Takes on the mailboxes of a checkpoint that belong to this shard.
+    pub fn restore(&mut self, cp: &Checkpoint) {
+        self.closed_through = cp.closed_through;
+        self.first_day = cp.first_day;
+        for (address, st) in &cp.mailboxes {
+            if shard_of(address, self.count) == self.index {
+                self.mailboxes.insert(address.as_str().into(), st.clone());
+            }
+        }
+    }
+
+    /// A copy of every mailbox's state, for a checkpoint.
+    pub fn export(&self) -> Vec<(String, MailboxState)> {
+        self.mailboxes.iter().map(|(a, st)| (a.to_string(), st.clone())).collect()
+    }
+
+    /// The last closed day and the stream's first day.
+    pub fn days(&self) -> (Option<NaiveDate>, Option<NaiveDate>) {
+        (self.closed_through, self.first_day)
     }
 
     /// Mailboxes tracked.
@@ -66,6 +91,7 @@ impl Shard {
         }
         let Some(ctx) = ctx(&self.settings, self.closed_through, self.first_day) else { return };
         let st = self.mailboxes.get_mut(&r.mailbox).expect("inserted above");
+        st.last_seen = st.last_seen.max(Some(r.event.time.date_naive()));
         let mb = Mailbox { address: &r.mailbox, entry: self.roster.get(&r.mailbox) };
         self.detectors.on_event(&ctx, mb, st, r, &mut self.scratch);
     }
@@ -84,6 +110,12 @@ impl Shard {
     fn start(&mut self, before_first: NaiveDate) {
         self.closed_through = Some(before_first);
         self.first_day = before_first.checked_add_days(Days::new(1));
+        self.adopt_roster();
+    }
+
+    /// Creates state for roster mailboxes of this shard that have none (at the start, and
+    /// after a restore or a roster change).
+    fn adopt_roster(&mut self) {
         for e in self.roster.entries() {
             if shard_of(&e.address, self.count) == self.index && !self.mailboxes.contains_key(e.address.as_str()) {
                 self.mailboxes.insert(e.address.as_str().into(), MailboxState::default());
@@ -92,6 +124,7 @@ impl Shard {
     }
 
     fn close_day(&mut self, day: NaiveDate) {
+        self.adopt_roster();
         let required = self.settings.calendar.is_required(day).unwrap_or(false);
         let Some(ctx) = ctx(&self.settings, self.closed_through, self.first_day) else { return };
         for (address, st) in self.mailboxes.iter_mut() {
@@ -99,6 +132,17 @@ impl Shard {
             self.detectors.on_day_closed(&ctx, mb, st, day, required, &mut self.scratch);
         }
         self.closed_through = Some(day);
+        self.expire(day);
+    }
+
+    /// Drops the state of discovered mailboxes idle beyond the retention.
+    fn expire(&mut self, today: NaiveDate) {
+        let retention = Days::new(self.settings.config.state.retention.as_secs() / 86_400);
+        let Some(cutoff) = today.checked_sub_days(retention) else { return };
+        let (roster, hold) = (&self.roster, &self.settings.config.state.legal_hold);
+        self.mailboxes.retain(|address, st| {
+            st.last_seen.is_none_or(|d| d >= cutoff) || roster.get(address).is_some() || hold.iter().any(|h| h.eq_ignore_ascii_case(address))
+        });
     }
 }
 
