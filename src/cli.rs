@@ -93,6 +93,14 @@ pub struct ReplayArgs {
     /// started again with the same arguments (overrides `state.dir`).
     #[arg(long)]
     pub state_dir: Option<PathBuf>,
+    /// Serve /metrics, /healthz and /readyz on this address during the replay (none by
+    /// default; e.g. 127.0.0.1:9898, port 0 picks one, logged as `metrics listening on`).
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_addr: Option<std::net::SocketAddr>,
+    /// Keep serving the endpoint this many seconds after the replay ends, so a scrape can
+    /// read the final figures.
+    #[arg(long, value_name = "SECS", default_value_t = 0, requires = "metrics_addr")]
+    pub linger: u64,
     /// Inputs.
     #[arg(required = true)]
     pub paths: Vec<String>,
@@ -203,6 +211,8 @@ fn replay(a: ReplayArgs) -> Result<ExitCode> {
         Ok(s) => s,
         Err(code) => return Ok(code),
     };
+    // The endpoint comes up first, so health and readiness can be read during start-up.
+    let endpoint = a.metrics_addr.map(start_endpoint).transpose()?;
     let roster = load_roster(a.roster.clone().or_else(|| settings.roster_path()))?;
     let inputs = order_by_first_time(expand(&a.paths)?, settings.config.input.format, &settings.decode_options());
     let total: u64 = inputs.iter().filter_map(|i| match i {
@@ -219,15 +229,33 @@ fn replay(a: ReplayArgs) -> Result<ExitCode> {
         crate::pipeline::check_same_inputs(cp, &inputs)?;
         tracing::info!(seq = cp.seq, "resuming from checkpoint");
     }
+    if let Some((m, _)) = &endpoint {
+        m.set_state_restored(true); // from the checkpoint, or there was none
+    }
     let mut dead = DeadLetters::resume(&dead_path, resume.as_ref().map_or(0, |c| c.dead_letter_bytes))?;
     let alerts_at = resume.as_ref().map_or(0, |c| c.alerts_bytes);
     let sink = alert_sink(a.out.as_deref().or(settings.config.output.alerts.as_deref()), a.format, alerts_at)?;
     let workers = a.workers.unwrap_or_else(|| settings.workers());
     let progress = (!a.quiet && io::stderr().is_terminal()).then(|| progress_bar(total));
-    let opts = Options { workers, until: a.until, progress, state_dir, resume };
+    let metrics = endpoint.as_ref().map(|(m, _)| m.clone());
+    let opts = Options { workers, until: a.until, progress, state_dir, resume, metrics };
     let summary = crate::pipeline::replay(Arc::new(settings), Arc::new(roster), inputs, sink, &mut dead, opts)?;
     eprint!("{}", render_summary(&summary, &dead_path));
+    if let Some((_, server)) = endpoint {
+        if a.linger > 0 {
+            tracing::info!("replay done; serving metrics for {} s more", a.linger);
+            std::thread::sleep(std::time::Duration::from_secs(a.linger));
+        }
+        server.shutdown();
+    }
     Ok(if summary.input_errors.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+/// Defines the metrics and serves them on `addr` (`replay`, later `run`).
+fn start_endpoint(addr: std::net::SocketAddr) -> Result<(Arc<crate::metrics::Metrics>, crate::http::Server)> {
+    let metrics = Arc::new(crate::metrics::Metrics::new());
+    let server = crate::http::Server::start(addr, metrics.clone())?;
+    Ok((metrics, server))
 }
 
 fn load_roster(path: Option<PathBuf>) -> Result<Roster> {

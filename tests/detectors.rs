@@ -294,3 +294,25 @@ fn one_and_many_workers_give_identical_alerts() {
     assert!(one.len() > 40);
     assert_eq!(one, four);
 }
+
+// ── Retention ──────────────────────────────────────────────────────────────────────
+
+fn retention_run(legal_hold: &str) -> usize {
+    let toml = brevvakt::config::DEFAULT_TOML.replace("legal_hold = []", &format!("legal_hold = [{legal_hold}]"));
+    let settings = Settings::from_toml(&toml, std::path::Path::new(".")).unwrap();
+    let mut lines = vec![message("2026-01-05T10:00:00+01:00", "m1", "x@firma.example", &["ny@exempel.se"], "deliver", None)];
+    for week in 0..16 {
+        let t = chrono::NaiveDate::from_ymd_opt(2026, 1, 6).unwrap() + chrono::Days::new(7 * week);
+        lines.push(tick(&format!("{t}T12:00:00+01:00")));
+    }
+    run_with(settings, &lines, vec![person(ANNA)], None, 2).1.mailboxes
+}
+
+#[test]
+fn state_of_a_mailbox_idle_beyond_retention_is_dropped_unless_on_legal_hold() {
+    // Tracked at the end: the roster mailbox and the clock mailbox; the discovered one,
+    // idle for more than 90 days, is forgotten …
+    assert_eq!(retention_run(""), 2);
+    // … unless an investigation holds it.
+    assert_eq!(retention_run("\"ny@exempel.se\""), 3);
+}

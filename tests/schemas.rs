@@ -7,12 +7,12 @@
 //! The schemas refer to each other by relative `$ref`s resolved against their `$id`s;
 //! every file is registered as a resource under its `$id`, so nothing is fetched (the
 //! `jsonschema` dev-dependency is built without its file and HTTP resolvers).
-mod common;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use brevvakt::config::Settings;
 use brevvakt::decode::normalized::NormalizedDecoder;
 use brevvakt::decode::Decoder;
 use brevvakt::event::{SourcePos, EVENT_TYPES};
@@ -191,9 +191,9 @@ fn sample_alerts() -> Vec<Value> {
     let mut dead = DeadLetters::new(&dir.path().join("dead.jsonl"));
     let roster = Roster::load(&root().join(ROSTER)).unwrap();
     let until = chrono::DateTime::parse_from_rfc3339(UNTIL).unwrap().with_timezone(&chrono::Utc);
-    let opts = Options { workers: 2, until: Some(until), progress: None, state_dir: None, resume: None };
+    let opts = Options { workers: 2, until: Some(until), progress: None, state_dir: None, resume: None, metrics: None };
     let input: PathBuf = root().join(SAMPLE);
-    replay(Arc::new(common::settings()), Arc::new(roster), vec![Input::File(input)], sink, &mut dead, opts).unwrap();
+    replay(Arc::new(Settings::default_settings()), Arc::new(roster), vec![Input::File(input)], sink, &mut dead, opts).unwrap();
     let text = std::fs::read_to_string(&out).unwrap();
     text.lines().map(|l| serde_json::from_str(l).unwrap()).collect()
 }

@@ -15,7 +15,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::{evidence_of, Ctx, Detector, Mailbox, Roles, Routed};
-use crate::alert::{alert_id, Alert, Evidence, Rule, Severity, Status};
+use crate::alert::{alert_id, Alert, Evidence, Rule, Severity};
 use crate::config::Settings;
 use crate::domains::OrgDomains;
 use crate::event::{Encryption, Event, EventBody, MailMessage};
@@ -63,7 +63,7 @@ impl Detector for ClassifiedMail {
             st.recent.remove(0);
         }
         st.recent.push(id.clone());
-        out.push(mb.alert(Rule::ClassifiedMail, severity, Status::Open, id.clone(), id, ev.event.time, evidence(&ev.event, m)));
+        out.push(mb.open(Rule::ClassifiedMail, severity, id, ev.event.time, evidence(&ev.event, m)));
     }
 
     fn is_idle(st: &State) -> bool {

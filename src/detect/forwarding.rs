@@ -22,7 +22,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::{evidence_of, Ctx, Detector, Mailbox, Roles, Routed};
-use crate::alert::{alert_id, resolved_id, Alert, Evidence, Rule, Severity, Status};
+use crate::alert::{alert_id, Alert, Evidence, Rule, Severity};
 use crate::config::Settings;
 use crate::domains::OrgDomains;
 use crate::event::{ConfigState, Event, EventBody, ForwardingChange, MailMessage, Mechanism};
@@ -121,14 +121,14 @@ impl ExternalForwarding {
                 keep_copy: f.keep_copy,
                 ..evidence_of(ev)
             };
-            out.push(mb.alert(Rule::ExternalForwarding, Severity::High, Status::Open, id.clone(), id.clone(), ev.time, evidence));
+            out.push(mb.open(Rule::ExternalForwarding, Severity::High, id.clone(), ev.time, evidence));
             st.open.push(OpenConfig { id, mechanism: f.mechanism, rule: f.rule.clone(), target: target.clone() });
         }
     }
 
     fn resolved(&self, mb: Mailbox, ev: &Event, o: OpenConfig) -> Alert {
         let evidence = Evidence { targets: vec![o.target], mechanism: Some(o.mechanism), rule_name: o.rule, ..evidence_of(ev) };
-        mb.alert(Rule::ExternalForwarding, Severity::Low, Status::Resolved, resolved_id(&o.id), o.id, ev.time, evidence)
+        mb.resolved(Rule::ExternalForwarding, o.id, ev.time, evidence)
     }
 
     fn on_flow(&self, mb: Mailbox, st: &mut State, ev: &Event, m: &MailMessage, out: &mut Vec<Alert>) {
@@ -161,7 +161,7 @@ impl ExternalForwarding {
         }
         let id = alert_id(&[Rule::ExternalForwarding.as_str(), mb.address, "mail_flow", target, &ev.time.to_rfc3339()]);
         let evidence = Evidence { targets: vec![target.to_string()], suppressed_before, message_id: Some(m.message_id.clone()), ..evidence_of(ev) };
-        Some(mb.alert(Rule::ExternalForwarding, Severity::High, Status::Open, id.clone(), id, ev.time, evidence))
+        Some(mb.open(Rule::ExternalForwarding, Severity::High, id, ev.time, evidence))
     }
 }
 

@@ -84,14 +84,14 @@ pub struct Mailbox<'a> {
 }
 
 impl Mailbox<'_> {
-    /// An alert about this mailbox, routed to its manager and unit.
-    pub fn alert(&self, rule: Rule, severity: Severity, status: Status, id: String, finding: String, time: chrono::DateTime<chrono::Utc>, evidence: Evidence) -> Alert {
+    /// A new finding about this mailbox, routed to its manager and unit.
+    pub fn open(&self, rule: Rule, severity: Severity, id: String, time: chrono::DateTime<chrono::Utc>, evidence: Evidence) -> Alert {
         Alert {
+            finding: id.clone(),
             id,
-            finding,
             rule,
             severity,
-            status,
+            status: Status::Open,
             time,
             mailbox: self.address.to_string(),
             manager: self.entry.and_then(|e| e.manager.clone()),
@@ -100,6 +100,14 @@ impl Mailbox<'_> {
             evidence,
             policy: policy(rule).into(),
         }
+    }
+
+    /// The follow-up that closes the finding `open_id`.
+    pub fn resolved(&self, rule: Rule, open_id: String, time: chrono::DateTime<chrono::Utc>, evidence: Evidence) -> Alert {
+        let mut a = self.open(rule, Severity::Low, crate::alert::resolved_id(&open_id), time, evidence);
+        a.status = Status::Resolved;
+        a.finding = open_id;
+        a
     }
 }
 

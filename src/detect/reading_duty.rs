@@ -24,7 +24,7 @@ use chrono::{DateTime, Days, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::{Ctx, Detector, Mailbox, Roles, Routed};
-use crate::alert::{alert_id, resolved_id, Alert, Evidence, Rule, Severity, Status};
+use crate::alert::{alert_id, Alert, Evidence, Rule, Severity};
 use crate::calendar::{day_end_utc, local_day, Calendar};
 use crate::config::Settings;
 
@@ -112,7 +112,7 @@ impl ReadingDuty {
     fn not_read(&self, mb: Mailbox, st: &State, day: NaiveDate) -> Alert {
         let id = open_id(mb.address, day);
         let evidence = Evidence { consecutive_missed: Some(st.consecutive), last_read: st.last_read, ..Evidence::default() };
-        let mut a = mb.alert(Rule::MailboxNotRead, Severity::Medium, Status::Open, id.clone(), id, day_end_utc(day), evidence);
+        let mut a = mb.open(Rule::MailboxNotRead, Severity::Medium, id, day_end_utc(day), evidence);
         a.day = Some(day);
         a
     }
@@ -126,7 +126,7 @@ impl ReadingDuty {
         st.missed &= !(1 << k);
         let open = open_id(mb.address, day);
         let evidence = Evidence { events: vec![ev.event.source.clone()], count: 1, last_read: st.last_read, ..Evidence::default() };
-        let mut a = mb.alert(Rule::MailboxNotRead, Severity::Low, Status::Resolved, resolved_id(&open), open, ev.event.time, evidence);
+        let mut a = mb.resolved(Rule::MailboxNotRead, open, ev.event.time, evidence);
         a.day = Some(day);
         out.push(a);
     }

@@ -17,13 +17,18 @@
 //! dead-letter files back to what the checkpoint covers, skips inputs already done and
 //! re-decodes (without processing) the covered lines of a partly read input, so decoders
 //! that keep state between lines (CSV headers, queue ids) are rebuilt.
+//!
+//! Metrics (with [`Options::metrics`]): the stage pushes its running totals once per batch,
+//! the workers their state size, the collector alert counts and latencies. When the input
+//! is idle the partial batch is handed out at once, so alerts and figures never wait for a
+//! full batch.
 
 pub mod router;
 pub mod watermark;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TryRecvError};
 use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -35,6 +40,7 @@ use crate::alert::{Rule, Status};
 use crate::config::Settings;
 use crate::decode::{DecodeError, Decoder, ErrorReason};
 use crate::event::{Event, SourcePos};
+use crate::metrics::{Arrivals, Metrics, ShardGauges, StageReporter, Totals};
 use crate::roster::Roster;
 use crate::sinks::dead_letter::DeadLetters;
 use crate::sinks::AlertSink;
@@ -59,6 +65,8 @@ pub struct Options {
     pub state_dir: Option<PathBuf>,
     /// The checkpoint to continue from.
     pub resume: Option<Checkpoint>,
+    /// Metrics to update (per batch), if exposed.
+    pub metrics: Option<Arc<Metrics>>,
 }
 
 /// What a run did.
@@ -104,6 +112,14 @@ struct Batch {
     items: Vec<Item>,
     /// Set when a checkpoint is taken after this batch.
     snapshot: Option<Arc<Snapshot>>,
+    timing: Timing,
+}
+
+/// For latency metrics: when a batch was handed out, and when its records arrived (the
+/// arrivals travel with the first worker's batch only).
+struct Timing {
+    sent: Instant,
+    arrivals: Arrivals,
 }
 
 /// A worker's alerts for one batch.
@@ -113,6 +129,7 @@ struct BatchResult {
     /// The worker's part of a checkpoint, and the router's.
     shard: Option<ShardPart>,
     snapshot: Option<Arc<Snapshot>>,
+    timing: Timing,
 }
 
 /// The router stage's part of a checkpoint.
@@ -149,7 +166,8 @@ pub fn replay(settings: Arc<Settings>, roster: Arc<Roster>, inputs: Vec<Input>, 
     let reader = thread::Builder::new().name("reader".into()).spawn(move || read_all(&inputs, &done, &raw_tx, max_line, 1 << 18))?;
     let (res_tx, res_rx) = sync_channel::<BatchResult>(n * settings.config.pipeline.queue_batches);
     let state_dir = opts.state_dir.clone();
-    let collector = thread::Builder::new().name("collector".into()).spawn(move || collect(res_rx, n, sink, state_dir))?;
+    let metrics = opts.metrics.clone();
+    let collector = thread::Builder::new().name("collector".into()).spawn(move || collect(res_rx, n, sink, state_dir, metrics))?;
     let mut worker_txs = Vec::new();
     let mut workers = Vec::new();
     for i in 0..n {
@@ -159,7 +177,8 @@ pub fn replay(settings: Arc<Settings>, roster: Arc<Roster>, inputs: Vec<Input>, 
             shard.restore(cp);
         }
         let res = res_tx.clone();
-        workers.push(thread::Builder::new().name(format!("shard-{i}")).spawn(move || work(shard, rx, res))?);
+        let gauges = opts.metrics.as_ref().map(|m| m.shard(i));
+        workers.push(thread::Builder::new().name(format!("shard-{i}")).spawn(move || work(shard, rx, res, gauges))?);
         worker_txs.push(tx);
     }
     drop(res_tx);
@@ -188,7 +207,7 @@ pub fn check_same_inputs(cp: &Checkpoint, inputs: &[Input]) -> Result<()> {
 }
 
 /// Runs one shard until its queue closes; returns the mailboxes it tracked.
-fn work(mut shard: Shard, rx: Receiver<Batch>, res: SyncSender<BatchResult>) -> usize {
+fn work(mut shard: Shard, rx: Receiver<Batch>, res: SyncSender<BatchResult>, gauges: Option<ShardGauges>) -> usize {
     for batch in rx {
         let mut alerts = Vec::new();
         for item in batch.items {
@@ -198,7 +217,10 @@ fn work(mut shard: Shard, rx: Receiver<Batch>, res: SyncSender<BatchResult>) -> 
             let (closed_through, first_day) = shard.days();
             ShardPart { closed_through, first_day, mailboxes: shard.export() }
         });
-        if res.send(BatchResult { no: batch.no, alerts, shard: part, snapshot: batch.snapshot }).is_err() {
+        if let Some(g) = &gauges {
+            g.set(shard.len());
+        }
+        if res.send(BatchResult { no: batch.no, alerts, shard: part, snapshot: batch.snapshot, timing: batch.timing }).is_err() {
             break;
         }
     }
@@ -214,11 +236,13 @@ struct Pending {
     alerts: Vec<Ordered>,
     parts: Vec<ShardPart>,
     snapshot: Option<Arc<Snapshot>>,
+    arrivals: Arrivals,
+    sent: Option<Instant>,
 }
 
 /// Merges the workers' results batch by batch, in batch order, writes the alerts, and
 /// writes a checkpoint after the alerts it covers are flushed.
-fn collect(rx: Receiver<BatchResult>, workers: usize, mut sink: Box<dyn AlertSink>, state_dir: Option<PathBuf>) -> Result<AlertCounts> {
+fn collect(rx: Receiver<BatchResult>, workers: usize, mut sink: Box<dyn AlertSink>, state_dir: Option<PathBuf>, metrics: Option<Arc<Metrics>>) -> Result<AlertCounts> {
     let mut pending: BTreeMap<u64, Pending> = BTreeMap::new();
     let mut next = 0u64;
     let mut counts = AlertCounts::new();
@@ -228,12 +252,17 @@ fn collect(rx: Receiver<BatchResult>, workers: usize, mut sink: Box<dyn AlertSin
         slot.alerts.extend(r.alerts);
         slot.parts.extend(r.shard);
         slot.snapshot = slot.snapshot.take().or(r.snapshot);
+        slot.arrivals.merge(r.timing.arrivals);
+        slot.sent = slot.sent.or(Some(r.timing.sent));
         while pending.get(&next).is_some_and(|p| p.answers == workers) {
             let mut done = pending.remove(&next).expect("checked above");
             done.alerts.sort_by(|a, b| a.key().cmp(&b.key()));
             for o in &done.alerts {
                 sink.write(&o.alert)?;
                 *counts.entry((o.alert.rule, status_name(o.alert.status))).or_default() += 1;
+            }
+            if let (Some(m), Some(sent)) = (&metrics, done.sent) {
+                m.record_batch(done.alerts.iter().map(|o| (o.seq, &o.alert)), &done.arrivals, sent, Instant::now());
             }
             if let (Some(dir), true) = (&state_dir, done.parts.len() == workers) {
                 sink.flush()?;
@@ -298,6 +327,9 @@ struct Stage<'a> {
     checkpoints: bool,
     since_checkpoint: u64,
     last_checkpoint: Instant,
+    /// Metrics: totals pushed per batch, and when the records of the next batch arrived.
+    reporter: Option<StageReporter>,
+    arrivals: Arrivals,
 }
 
 impl<'a> Stage<'a> {
@@ -320,7 +352,6 @@ impl<'a> Stage<'a> {
             pending: (0..n).map(|_| Vec::new()).collect(),
             in_batch: 0,
             batch_no: 0,
-            dead,
             summary: Summary::default(),
             progress: opts.progress.clone(),
             events: Vec::new(),
@@ -328,11 +359,32 @@ impl<'a> Stage<'a> {
             checkpoints: opts.state_dir.is_some(),
             since_checkpoint: 0,
             last_checkpoint: Instant::now(),
+            reporter: opts.metrics.clone().map(|m| StageReporter::new(m, Totals { dead_letters: dead.count(), ..Totals::default() })),
+            dead,
+            arrivals: Arrivals::default(),
         }
     }
 
     fn run(&mut self, rx: Receiver<SourceMsg>, until: Option<DateTime<Utc>>) -> Result<()> {
-        for msg in rx {
+        loop {
+            let msg = match rx.try_recv() {
+                Ok(msg) => msg,
+                Err(TryRecvError::Disconnected) => break,
+                Err(TryRecvError::Empty) => {
+                    // The input is idle: hand out the partial batch, so alerts and metrics
+                    // do not wait for more input (the output does not depend on batching).
+                    if self.in_batch > 0 {
+                        self.flush(self.checkpoint_due())?;
+                    }
+                    match rx.recv() {
+                        Ok(msg) => msg,
+                        Err(_) => break,
+                    }
+                }
+            };
+            if let Some(r) = &self.reporter {
+                r.metrics().set_sources_connected(true);
+            }
             match msg {
                 SourceMsg::Chunk(c) => self.chunk(&c)?,
                 SourceMsg::End { input, error } => self.end_input(input, error),
@@ -380,6 +432,10 @@ impl<'a> Stage<'a> {
         };
         let wm_input = *self.watermark_inputs.entry(c.input).or_insert_with(|| self.watermark.add_input());
         let covered = self.positions.get(c.input).map_or(0, |p| p.lines);
+        self.arrivals.mark(self.seq + 1, Instant::now());
+        if let Some(r) = &mut self.reporter {
+            r.set_source(crate::metrics::source_kind(&c.name), || Totals::of(&self.summary, self.dead.count()));
+        }
         for (i, line) in c.lines.iter().enumerate() {
             let number = c.first_line + i as u64;
             let pos = SourcePos::line(c.name.clone(), number);
@@ -477,8 +533,14 @@ impl<'a> Stage<'a> {
     /// for every worker's answer to a batch number), with a checkpoint request if asked.
     fn flush(&mut self, checkpoint: bool) -> Result<()> {
         let snapshot = if checkpoint { Some(self.snapshot()?) } else { None };
+        if let Some(r) = &mut self.reporter {
+            r.push(Totals::of(&self.summary, self.dead.count()));
+            r.metrics().set_watermark(self.watermark.value());
+        }
+        let (sent, mut arrivals) = (Instant::now(), self.arrivals.take_for_batch());
         for (tx, items) in self.workers.iter().zip(self.pending.iter_mut()) {
-            let batch = Batch { no: self.batch_no, items: std::mem::take(items), snapshot: snapshot.clone() };
+            let timing = Timing { sent, arrivals: std::mem::take(&mut arrivals) };
+            let batch = Batch { no: self.batch_no, items: std::mem::take(items), snapshot: snapshot.clone(), timing };
             tx.send(batch).map_err(|_| anyhow!("a shard worker stopped (see errors above)"))?;
         }
         self.batch_no += 1;

@@ -15,6 +15,7 @@
 //! - Consistent: the shards' states, the router's and watermark's state and the positions
 //!   are all taken at the same batch boundary (see `pipeline`), and the alerts up to that
 //!   boundary were flushed to the sink before the checkpoint was written.
+//!
 //! The newest [`KEEP`] checkpoints are kept.
 
 use std::collections::BTreeMap;

@@ -28,7 +28,7 @@ pub fn run_with(settings: Settings, lines: &[String], roster: Vec<RosterEntry>, 
     let sink = Box::new(JsonlSink::new(std::fs::File::create(&out).unwrap(), AlertFormat::Json, 0));
     let mut dead = DeadLetters::new(&dir.path().join("dead.jsonl"));
     let until = until.map(|u| chrono::DateTime::parse_from_rfc3339(u).unwrap().with_timezone(&chrono::Utc));
-    let opts = Options { workers, until, progress: None, state_dir: None, resume: None };
+    let opts = Options { workers, until, progress: None, state_dir: None, resume: None, metrics: None };
     let summary = replay(Arc::new(settings), Arc::new(Roster::new(roster)), vec![Input::File(input)], sink, &mut dead, opts).unwrap();
     // Positions name the input file; strip the temporary directory so runs compare equal.
     let text = std::fs::read_to_string(&out).unwrap().replace(&format!("{}/", dir.path().display()), "");
