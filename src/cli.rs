@@ -1,4 +1,4 @@
-//! The command line: `replay`, `generate`, `check-config`, `calendar`.
+//! The command line: `replay`, `run`, `generate`, `check-config`, `calendar`.
 //!
 //! Exit codes: 0 success; 1 the run failed (the error is printed); 2 bad usage or a
 //! configuration that was refused (every problem is printed as `field: reason`).
@@ -53,12 +53,27 @@ pub enum Command {
     /// Process archived logs (plain, .gz, .zst; files, directories, globs, `-` for stdin)
     /// as fast as the machine allows; alerts as JSON Lines, the summary on stderr.
     Replay(ReplayArgs),
+    /// Consume the `[kafka]` topics as a member of the consumer group; alerts and dead
+    /// letters go to their topics (at-least-once). SIGINT/SIGTERM drain, commit and exit 0.
+    Run(RunArgs),
     /// Write a synthetic, deterministic event stream for an organisation.
     Generate(GenerateArgs),
     /// Validate a configuration file, or print the built-in default.
     CheckConfig(CheckConfigArgs),
     /// List the required reading days of a year.
     Calendar(CalendarArgs),
+    /// Show exactly which records produced an alert (for a proportionate follow-up).
+    Explain(ExplainArgs),
+}
+
+/// `brevvakt explain`.
+#[derive(Debug, clap::Args)]
+pub struct ExplainArgs {
+    /// The alerts file (JSON Lines, plain or compressed) the alert is in.
+    #[arg(long)]
+    pub alerts: PathBuf,
+    /// The alert's id (or the id of the finding it belongs to).
+    pub id: String,
 }
 
 /// `brevvakt replay`.
@@ -104,6 +119,37 @@ pub struct ReplayArgs {
     /// Inputs.
     #[arg(required = true)]
     pub paths: Vec<String>,
+}
+
+/// `brevvakt run`.
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    /// Configuration file with a `[kafka]` section.
+    #[arg(long)]
+    pub config: PathBuf,
+    /// Roster file, overriding `roster.path` of the configuration.
+    #[arg(long)]
+    pub roster: Option<PathBuf>,
+    /// Shard workers (default: `pipeline.workers`, 0 = one per core).
+    #[arg(long)]
+    pub workers: Option<usize>,
+    /// Checkpoint state here (overrides `state.dir`); a restart continues from it.
+    #[arg(long)]
+    pub state_dir: Option<PathBuf>,
+    /// Serve /metrics, /healthz and /readyz on this address (default: `output.metrics_addr`).
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_addr: Option<std::net::SocketAddr>,
+    /// Do not serve metrics.
+    #[arg(long, conflicts_with = "metrics_addr")]
+    pub no_metrics: bool,
+    /// Stop when no record arrived for this many seconds (batch jobs and tests): the input
+    /// counts as drained, so `--until` applies.
+    #[arg(long, value_name = "SECS")]
+    pub idle_exit: Option<f64>,
+    /// When the input is drained (`--idle-exit`), declare it complete up to this RFC 3339
+    /// instant, as `replay --until` does. Not applied after a stop by signal.
+    #[arg(long, value_parser = parse_instant)]
+    pub until: Option<DateTime<Utc>>,
 }
 
 /// `brevvakt generate`.
@@ -188,9 +234,11 @@ fn init_logging(format: LogFormat) {
 fn dispatch(cmd: Command) -> Result<ExitCode> {
     match cmd {
         Command::Replay(a) => replay(a),
+        Command::Run(a) => run(a),
         Command::Generate(a) => generate(a),
         Command::CheckConfig(a) => check_config(a),
         Command::Calendar(a) => calendar(a),
+        Command::Explain(a) => explain(a),
     }
 }
 
@@ -234,7 +282,7 @@ fn replay(a: ReplayArgs) -> Result<ExitCode> {
     }
     let mut dead = DeadLetters::resume(&dead_path, resume.as_ref().map_or(0, |c| c.dead_letter_bytes))?;
     let alerts_at = resume.as_ref().map_or(0, |c| c.alerts_bytes);
-    let sink = alert_sink(a.out.as_deref().or(settings.config.output.alerts.as_deref()), a.format, alerts_at)?;
+    let sink = settings.private_sink(alert_sink(a.out.as_deref().or(settings.config.output.alerts.as_deref()), a.format, alerts_at)?)?;
     let workers = a.workers.unwrap_or_else(|| settings.workers());
     let progress = (!a.quiet && io::stderr().is_terminal()).then(|| progress_bar(total));
     let metrics = endpoint.as_ref().map(|(m, _)| m.clone());
@@ -249,6 +297,86 @@ fn replay(a: ReplayArgs) -> Result<ExitCode> {
         server.shutdown();
     }
     Ok(if summary.input_errors.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+fn run(a: RunArgs) -> Result<ExitCode> {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let settings = match settings(Some(&a.config))? {
+        Ok(s) => s,
+        Err(code) => return Ok(code),
+    };
+    let Some(k) = settings.config.kafka.clone() else {
+        eprintln!("{}: configuration refused:\nkafka: a [kafka] section is required by `run`", a.config.display());
+        return Ok(ExitCode::from(2));
+    };
+    let mut properties = std::collections::BTreeMap::new();
+    for (key, value) in &k.properties {
+        match crate::config::resolve_secret(key, value) {
+            Ok(v) => {
+                properties.insert(key.clone(), v);
+            }
+            Err(reason) => {
+                eprintln!("{}: configuration refused:\nkafka.properties.{reason}", a.config.display());
+                return Ok(ExitCode::from(2));
+            }
+        }
+    }
+    // SIGINT/SIGTERM set the flag (the reader stops, the pipeline drains and commits); a
+    // second signal exits at once with status 1.
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register_conditional_shutdown(sig, 1, stop.clone())?;
+        signal_hook::flag::register(sig, stop.clone())?;
+    }
+    let watchdog_stop = stop.clone();
+    let timeout = k.shutdown_timeout;
+    std::thread::Builder::new().name("shutdown-watchdog".into()).spawn(move || {
+        while !watchdog_stop.load(Ordering::Relaxed) {
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        std::thread::sleep(timeout);
+        tracing::error!(timeout_s = timeout.as_secs_f64(), "shutdown did not finish in time; exiting without the last commit");
+        std::process::exit(1);
+    })?;
+    let addr = (!a.no_metrics).then(|| a.metrics_addr.unwrap_or(settings.config.output.metrics_addr));
+    let endpoint = addr.map(start_endpoint).transpose()?;
+    let roster = load_roster(a.roster.clone().or_else(|| settings.roster_path()))?;
+    let state_dir = a.state_dir.clone().or_else(|| settings.config.state.dir.clone());
+    let resume = match &state_dir {
+        Some(dir) => crate::state::checkpoint::load_newest(dir)?,
+        None => None,
+    };
+    if let Some(cp) = &resume {
+        tracing::info!(seq = cp.seq, "resuming from checkpoint");
+    }
+    if let Some((m, _)) = &endpoint {
+        m.set_state_restored(true);
+    }
+    let metrics = endpoint.as_ref().map(|(m, _)| m.clone());
+    let cfg = crate::sources::kafka::KafkaSourceConfig {
+        brokers: k.brokers.clone(),
+        group_id: k.group_id.clone(),
+        topics: k.topics.iter().map(|t| (t.name.clone(), t.format)).collect(),
+        properties: properties.clone(),
+        max_record_bytes: settings.config.input.max_line_bytes,
+        idle_exit: a.idle_exit.map(std::time::Duration::from_secs_f64),
+        drain_timeout: k.shutdown_timeout,
+    };
+    let positions = resume.as_ref().map(|c| c.inputs.clone()).unwrap_or_default();
+    let source = crate::sources::kafka::KafkaSource::new(cfg, &positions, stop.clone(), metrics.clone())?;
+    let alerts = crate::sinks::kafka::KafkaAlertSink::new(crate::sinks::kafka::producer(&k.brokers, &properties)?, &k.alerts_topic, k.alert_format, resume.as_ref().map_or(0, |c| c.alerts_bytes));
+    let mut dead = crate::sinks::kafka::KafkaDeadLetters::new(crate::sinks::kafka::producer(&k.brokers, &properties)?, &k.dead_letter_topic);
+    let workers = a.workers.unwrap_or_else(|| settings.workers());
+    let opts = Options { workers, until: a.until, progress: None, state_dir, resume, metrics };
+    tracing::info!(brokers = %k.brokers, group = %k.group_id, topics = ?k.topics.iter().map(|t| &t.name).collect::<Vec<_>>(), "consuming");
+    let source = crate::pipeline::Source::Kafka { source, commit_interval: k.commit_interval };
+    let alerts = settings.private_sink(Box::new(alerts))?;
+    let summary = crate::pipeline::run(Arc::new(settings), Arc::new(roster), source, alerts, &mut dead, opts)?;
+    eprint!("{}", render_summary(&summary, Path::new(&format!("topic {}", k.dead_letter_topic))));
+    if let Some((_, server)) = endpoint {
+        server.shutdown();
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Defines the metrics and serves them on `addr` (`replay`, later `run`).
@@ -350,7 +478,8 @@ fn check_config(a: CheckConfigArgs) -> Result<ExitCode> {
     let path = a.file.as_deref().context("a file is required")?;
     Ok(match settings(Some(path))? {
         Ok(s) => {
-            println!("{}: ok ({} domain(s), roster: {})", path.display(), s.config.organisation.domains.len(), s.roster_path().map_or("none".into(), |p| p.display().to_string()));
+            let kafka = s.config.kafka.as_ref().map_or("none".into(), |k| format!("{} topic(s) → {}", k.topics.len(), k.alerts_topic));
+            println!("{}: ok ({} domain(s), roster: {}, kafka: {kafka})", path.display(), s.config.organisation.domains.len(), s.roster_path().map_or("none".into(), |p| p.display().to_string()));
             ExitCode::SUCCESS
         }
         Err(code) => code,
@@ -371,5 +500,16 @@ fn calendar(a: CalendarArgs) -> Result<ExitCode> {
             eprintln!("error: {e}");
             Ok(ExitCode::from(2))
         }
+    }
+}
+
+fn explain(a: ExplainArgs) -> Result<ExitCode> {
+    let stdout = io::stdout();
+    let mut out = stdout.lock();
+    if crate::explain::explain(&a.alerts, &a.id, &mut out)? {
+        Ok(ExitCode::SUCCESS)
+    } else {
+        eprintln!("no alert with id {} in {}", a.id, a.alerts.display());
+        Ok(ExitCode::from(1))
     }
 }

@@ -53,6 +53,171 @@ pub struct Config {
     /// Checkpoints and retention of per-mailbox state.
     #[serde(default)]
     pub state: StateConfig,
+    /// Kafka input and output for `brevvakt run` (required by `run`, ignored by `replay`).
+    #[serde(default)]
+    pub kafka: Option<KafkaConfig>,
+    /// Pseudonymisation of people in alerts.
+    #[serde(default)]
+    pub privacy: Privacy,
+}
+
+/// `[kafka]`: what `brevvakt run` consumes and where it produces.
+///
+/// Producers must key every input record by **mailbox** (for `mail.message`: the local
+/// recipient, or the local sender for outgoing mail), so that one mailbox's records stay in
+/// one partition, in order.
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KafkaConfig {
+    /// Bootstrap brokers, `host:port[,host:port…]` (librdkafka `bootstrap.servers`).
+    pub brokers: String,
+    /// Consumer group; every brevvakt instance of one organisation uses the same one.
+    pub group_id: String,
+    /// Input topics, each with its decoder, e.g. `{ name = "mail-events", format = "normalized" }`.
+    pub topics: Vec<KafkaTopic>,
+    /// Topic the alerts go to, keyed by mailbox, with the alert id in the `alert_id` header.
+    pub alerts_topic: String,
+    /// Topic records that cannot be decoded go to: the original bytes, with `source_topic`,
+    /// `source_partition`, `source_offset`, `reason` and `detail` headers.
+    pub dead_letter_topic: String,
+    /// Alert format on the alerts topic (`json` or `ocsf`).
+    #[serde(default)]
+    pub alert_format: crate::sinks::jsonl::AlertFormat,
+    /// Commit (and, with a state directory, checkpoint) at least this often.
+    #[serde(default = "default_commit_interval", deserialize_with = "duration")]
+    pub commit_interval: Duration,
+    /// How long a shutdown (drain, flush, commit) may take before brevvakt gives up and
+    /// exits with status 1 (nothing is committed that was not done).
+    #[serde(default = "default_shutdown_timeout", deserialize_with = "duration")]
+    pub shutdown_timeout: Duration,
+    /// Any librdkafka property, passed to the consumer and the producers as written
+    /// (security, SASL, TLS, timeouts…). A value may be `"${env:NAME}"` or `"${file:/path}"`
+    /// to read a secret from the environment or a file at start; values are never logged.
+    /// Properties that would break at-least-once delivery (`enable.auto.commit`,
+    /// `enable.auto.offset.store`, `enable.idempotence`, `acks`) are set by brevvakt and
+    /// refused here.
+    #[serde(default)]
+    pub properties: std::collections::BTreeMap<String, String>,
+}
+
+impl fmt::Debug for KafkaConfig {
+    // Property values may hold secrets: only their names are shown.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KafkaConfig")
+            .field("brokers", &self.brokers)
+            .field("group_id", &self.group_id)
+            .field("topics", &self.topics)
+            .field("alerts_topic", &self.alerts_topic)
+            .field("dead_letter_topic", &self.dead_letter_topic)
+            .field("properties", &self.properties.keys().collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
+}
+
+/// One input topic.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KafkaTopic {
+    /// Topic name.
+    pub name: String,
+    /// Decoder of its records (same names as `input.format`).
+    #[serde(default)]
+    pub format: crate::decode::Format,
+}
+
+fn default_commit_interval() -> Duration {
+    // Five seconds of records is what a crash makes brevvakt read again; committing more
+    // often costs a broker round trip (and a checkpoint with a state directory) each time.
+    Duration::from_secs(5)
+}
+
+fn default_shutdown_timeout() -> Duration {
+    // Container runtimes send SIGKILL 30 s after SIGTERM; finish well before that.
+    Duration::from_secs(25)
+}
+
+/// librdkafka properties brevvakt sets itself for at-least-once delivery.
+pub const KAFKA_RESERVED_PROPERTIES: [&str; 6] = ["enable.auto.commit", "enable.auto.offset.store", "enable.idempotence", "acks", "group.id", "bootstrap.servers"];
+
+/// Resolves a property value: `${env:NAME}` and `${file:/path}` are read now; anything
+/// else is literal. The error names the property and the source, never a value.
+pub fn resolve_secret(key: &str, value: &str) -> Result<String, String> {
+    let Some(inner) = value.strip_prefix("${").and_then(|v| v.strip_suffix('}')) else { return Ok(value.to_string()) };
+    match inner.split_once(':') {
+        Some(("env", name)) => std::env::var(name).map_err(|_| format!("{key}: environment variable {name} is not set")),
+        Some(("file", path)) => std::fs::read_to_string(path).map(|s| s.trim_end_matches(['\n', '\r']).to_string()).map_err(|e| format!("{key}: cannot read {path}: {e}")),
+        _ => Err(format!("{key}: {value:?} is neither ${{env:NAME}} nor ${{file:/path}}")),
+    }
+}
+
+/// Whether `name` is a legal Kafka topic name (1–249 of `[A-Za-z0-9._-]`, not `.`/`..`).
+pub fn valid_topic_name(name: &str) -> bool {
+    !name.is_empty() && name.len() <= 249 && name != "." && name != ".." && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-')
+}
+
+fn check_kafka(k: &KafkaConfig, errs: &mut Vec<ConfigError>) {
+    let mut push = |field: String, reason: String| errs.push(ConfigError { field, reason });
+    if k.brokers.trim().is_empty() {
+        push("kafka.brokers".into(), "at least one broker is required".into());
+    }
+    if k.group_id.trim().is_empty() {
+        push("kafka.group_id".into(), "a consumer group is required".into());
+    }
+    if k.topics.is_empty() {
+        push("kafka.topics".into(), "at least one input topic is required".into());
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    for (i, t) in k.topics.iter().enumerate() {
+        if !valid_topic_name(&t.name) {
+            push(format!("kafka.topics[{i}].name"), format!("{:?} is not a Kafka topic name (1–249 of A-Z a-z 0-9 . _ -)", t.name));
+        } else if !seen.insert(t.name.as_str()) {
+            push(format!("kafka.topics[{i}].name"), format!("{:?} is listed twice", t.name));
+        }
+    }
+    for (field, name) in [("kafka.alerts_topic", &k.alerts_topic), ("kafka.dead_letter_topic", &k.dead_letter_topic)] {
+        if !valid_topic_name(name) {
+            push(field.into(), format!("{name:?} is not a Kafka topic name (1–249 of A-Z a-z 0-9 . _ -)"));
+        } else if seen.contains(name.as_str()) {
+            push(field.into(), format!("{name:?} is also an input topic"));
+        }
+    }
+    if k.alerts_topic == k.dead_letter_topic && valid_topic_name(&k.alerts_topic) {
+        push("kafka.dead_letter_topic".into(), "must differ from kafka.alerts_topic".into());
+    }
+    if k.commit_interval.is_zero() {
+        push("kafka.commit_interval".into(), "must be positive".into());
+    }
+    if k.shutdown_timeout.is_zero() {
+        push("kafka.shutdown_timeout".into(), "must be positive".into());
+    }
+    for (key, value) in &k.properties {
+        let field = format!("kafka.properties.{key:?}");
+        if KAFKA_RESERVED_PROPERTIES.contains(&key.as_str()) {
+            push(field, "set by brevvakt (use kafka.brokers / kafka.group_id; the delivery settings are fixed)".into());
+            continue;
+        }
+        if value.starts_with("${") {
+            let inner = value.strip_prefix("${").and_then(|v| v.strip_suffix('}'));
+            let ok = inner.and_then(|i| i.split_once(':')).is_some_and(|(kind, rest)| (kind == "env" || kind == "file") && !rest.is_empty());
+            if !ok {
+                push(field, "a secret reference must be ${env:NAME} or ${file:/path}".into());
+            }
+        }
+    }
+}
+
+
+/// `[privacy]`
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Privacy {
+    /// Replace mailboxes, recipients' local parts and alert ids in alerts by keyed hashes
+    /// (HMAC-SHA-256), so only the holder of the key can re-identify a person. Off by
+    /// default: the rules' own documents route a hit to the nearest manager by name.
+    pub pseudonymize: bool,
+    /// File holding the key (at least 16 bytes). Rotate it by pointing this at a new file:
+    /// every pseudonym carries the key's id. Relative paths are relative to the config.
+    pub key_file: Option<PathBuf>,
 }
 
 /// `[state]`
@@ -384,6 +549,9 @@ impl Settings {
         check_limits(&config, &mut errs);
         check_allow_list(&config.forwarding.allow, &mut errs);
         check_webmail(&config.reading.webmail, &mut errs);
+        if let Some(k) = &config.kafka {
+            check_kafka(k, &mut errs);
+        }
         if !errs.is_empty() {
             return Err(ConfigErrors(errs));
         }
@@ -403,6 +571,22 @@ impl Settings {
             syslog_timezone: self.config.input.syslog_timezone,
             org_domains: self.domains.clone(),
         }
+    }
+
+    /// The pseudonymizer, when `[privacy] pseudonymize` is on.
+    pub fn pseudonymizer(&self) -> anyhow::Result<Option<crate::sinks::pseudonym::Pseudonymizer>> {
+        match (&self.config.privacy.key_file, self.config.privacy.pseudonymize) {
+            (Some(k), true) => Ok(Some(crate::sinks::pseudonym::Pseudonymizer::from_file(&self.base_dir.join(k))?)),
+            _ => Ok(None),
+        }
+    }
+
+    /// Wraps `sink` in pseudonymisation when configured.
+    pub fn private_sink(&self, sink: Box<dyn crate::sinks::AlertSink>) -> anyhow::Result<Box<dyn crate::sinks::AlertSink>> {
+        Ok(match self.pseudonymizer()? {
+            Some(p) => Box::new(crate::sinks::pseudonym::PseudonymSink::new(sink, p)),
+            None => sink,
+        })
     }
 
     /// Worker count with 0 resolved to the number of cores.
@@ -472,6 +656,7 @@ fn check_limits(c: &Config, errs: &mut Vec<ConfigError>) {
             errs.push(ConfigError { field: field.into(), reason: reason.into() });
         }
     };
+    need(!c.privacy.pseudonymize || c.privacy.key_file.is_some(), "privacy.key_file", "is required when privacy.pseudonymize is on");
     need(c.input.max_line_bytes >= 256, "input.max_line_bytes", "must be at least 256");
     need(c.pipeline.batch_size > 0, "pipeline.batch_size", "must be at least 1");
     need(c.pipeline.queue_batches > 0, "pipeline.queue_batches", "must be at least 1");
@@ -541,6 +726,39 @@ mod tests {
             fields,
             ["organisation.domains", "classification.approved_encryption[0]", "classification.approved_encryption[1]", "pipeline.batch_size"]
         );
+    }
+
+    #[test]
+    fn kafka_section_is_checked_field_by_field() {
+        let good = format!("{DEFAULT_TOML}\n[kafka]\nbrokers = \"127.0.0.1:9092\"\ngroup_id = \"brevvakt\"\ntopics = [{{ name = \"mail-events\", format = \"syslog\" }}]\nalerts_topic = \"alerts\"\ndead_letter_topic = \"dead\"\n[kafka.properties]\n\"sasl.password\" = \"${{env:KAFKA_PASSWORD}}\"\n");
+        let s = Settings::from_toml(&good, Path::new(".")).unwrap();
+        let k = s.config.kafka.as_ref().unwrap();
+        assert_eq!(k.topics[0].format, crate::decode::Format::Syslog);
+        assert_eq!(k.commit_interval, Duration::from_secs(5));
+        assert!(!format!("{k:?}").contains("KAFKA_PASSWORD"), "property values are never shown");
+
+        let bad = format!("{DEFAULT_TOML}\n[kafka]\nbrokers = \"\"\ngroup_id = \"g\"\ntopics = [{{ name = \"bad topic\" }}]\nalerts_topic = \"a\"\ndead_letter_topic = \"a\"\n[kafka.properties]\n\"enable.auto.commit\" = \"true\"\n\"ssl.key.password\" = \"${{vault:x}}\"\n");
+        let errs = Settings::from_toml(&bad, Path::new(".")).unwrap_err();
+        let fields: Vec<&str> = errs.0.iter().map(|e| e.field.as_str()).collect();
+        for f in ["kafka.brokers", "kafka.topics[0].name", "kafka.dead_letter_topic", "kafka.properties.\"enable.auto.commit\"", "kafka.properties.\"ssl.key.password\""] {
+            assert!(fields.contains(&f), "{f} missing in {errs}");
+        }
+        let unknown = format!("{DEFAULT_TOML}\n[kafka]\nbrokers = \"b\"\ngroup_id = \"g\"\ntopics = []\nalerts_topic = \"a\"\ndead_letter_topic = \"d\"\nbroker = \"x\"\n");
+        assert!(Settings::from_toml(&unknown, Path::new(".")).is_err());
+    }
+
+    #[test]
+    fn secrets_come_from_env_or_file_and_errors_never_show_values() {
+        std::env::set_var("BREVVAKT_TEST_SECRET_X", "s3cret");
+        assert_eq!(resolve_secret("sasl.password", "${env:BREVVAKT_TEST_SECRET_X}").unwrap(), "s3cret");
+        assert_eq!(resolve_secret("client.id", "plain").unwrap(), "plain");
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("pw");
+        std::fs::write(&f, "from-file\n").unwrap();
+        assert_eq!(resolve_secret("sasl.password", &format!("${{file:{}}}", f.display())).unwrap(), "from-file");
+        let e = resolve_secret("sasl.password", "${env:BREVVAKT_TEST_SECRET_MISSING}").unwrap_err();
+        assert!(e.contains("BREVVAKT_TEST_SECRET_MISSING") && e.contains("sasl.password"));
+        assert!(valid_topic_name("mail.events_1-a") && !valid_topic_name("..") && !valid_topic_name("a/b") && !valid_topic_name(""));
     }
 
     #[test]

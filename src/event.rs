@@ -388,6 +388,16 @@ pub mod addr {
 
     /// Normalises one address or user id.
     pub fn normalize(s: &str) -> String {
+        // Already plain ASCII with nothing to strip (the common case): lower-case a copy.
+        let b = s.as_bytes();
+        let plain_end = |c: &u8, strip: u8| !(*c == b' ' || (9..=13).contains(c) || *c == strip);
+        if s.is_ascii()
+            && b.first().is_none_or(|c| plain_end(c, b'<'))
+            && b.last().is_none_or(|c| plain_end(c, b'>'))
+            && !b.get(..5).is_some_and(|p| p.eq_ignore_ascii_case(b"smtp:"))
+        {
+            return s.to_ascii_lowercase();
+        }
         let s = s.trim().trim_start_matches('<').trim_end_matches('>');
         let s = match s.get(..5) {
             Some(p) if p.eq_ignore_ascii_case("smtp:") => &s[5..],
@@ -418,10 +428,26 @@ pub mod addr {
         Ok(s.map(|s| normalize(&s)).filter(|s| !s.is_empty()))
     }
 
-    /// A list of addresses.
+    /// A list of addresses (normalised one by one as they are read: no list of copies).
     pub fn many<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
-        let v = <Vec<Cow<'de, str>>>::deserialize(d)?;
-        Ok(v.iter().map(|s| normalize(s)).filter(|s| !s.is_empty()).collect())
+        struct Many;
+        impl<'de> serde::de::Visitor<'de> for Many {
+            type Value = Vec<String>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a sequence")
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<String>, A::Error> {
+                let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(1).min(64));
+                while let Some(s) = seq.next_element::<Cow<'de, str>>()? {
+                    let n = normalize(&s);
+                    if !n.is_empty() {
+                        out.push(n);
+                    }
+                }
+                Ok(out)
+            }
+        }
+        d.deserialize_seq(Many)
     }
 }
 
@@ -438,6 +464,31 @@ mod tests {
     fn addresses_are_normalised() {
         assert_eq!(addr::normalize(" <Anna.Andersson@Exempel.SE> "), "anna.andersson@exempel.se");
         assert_eq!(addr::normalize("SMTP:x@Gmail.com"), "x@gmail.com");
+        for (raw, want) in [
+            ("Anna@Exempel.se", "anna@exempel.se"),
+            ("anna@exempel.se", "anna@exempel.se"),
+            ("", ""),
+            ("<>", ""),
+            ("\u{b}a@b.se", "a@b.se"),
+            ("a@b.se\t", "a@b.se"),
+            ("smtp:A@b.se", "a@b.se"),
+            ("SmTp: <a@b.se", "<a@b.se"),
+            ("Åsa@Exempel.se", "åsa@exempel.se"),
+            ("x\u{a0}", "x"),
+        ] {
+            assert_eq!(addr::normalize(raw), want, "{raw:?}");
+        }
+    }
+
+    #[test]
+    fn address_lists_drop_empty_entries() {
+        let m: MailMessage = serde_json::from_str(
+            r#"{"message_id":"m","sender":"<>","recipients":["A@B.se"," ","<C@d.se>"],"direction":"inbound","action":"deliver"}"#,
+        )
+        .unwrap();
+        assert_eq!(m.recipients, ["a@b.se", "c@d.se"]);
+        assert_eq!(m.sender, "");
+        assert!(serde_json::from_str::<MailMessage>(r#"{"message_id":"m","sender":"","recipients":"a@b.se","direction":"inbound","action":"deliver"}"#).is_err());
     }
 
     #[test]

@@ -17,6 +17,7 @@ pub mod decode;
 pub mod detect;
 pub mod domains;
 pub mod event;
+pub mod explain;
 pub mod generate;
 pub mod http;
 pub mod metrics;

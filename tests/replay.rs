@@ -189,3 +189,44 @@ fn the_printed_default_config_passes_check_config() {
     let out = brevvakt(&["check-config", cfg.to_str().unwrap()]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 }
+
+#[test]
+fn explain_shows_the_records_behind_an_alert_and_nothing_else() {
+    let dir = tempfile::tempdir().unwrap();
+    let (stdout, _) = replay(dir.path(), &[], &[SAMPLE]);
+    let alerts_file = dir.path().join("alerts.jsonl");
+    std::fs::write(&alerts_file, &stdout).unwrap();
+    let fwd = alerts(&stdout).into_iter().find(|a| a["rule"] == "external_forwarding").unwrap();
+    let pos = &fwd["evidence"]["events"][0];
+    let out = brevvakt(&["explain", "--alerts", alerts_file.to_str().unwrap(), fwd["id"].as_str().unwrap()]);
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains(&format!("{SAMPLE}:{}", pos["offset"])), "{text}");
+    assert!(text.contains("\"type\":\"mailbox.forwarding\"") || text.contains("\"type\":\"mail.message\""), "the source record is shown: {text}");
+    assert_eq!(text.matches("{\"type\"").count(), fwd["evidence"]["events"].as_array().unwrap().len(), "only the evidence records");
+    let missing = brevvakt(&["explain", "--alerts", alerts_file.to_str().unwrap(), "0000"]);
+    assert_eq!(missing.status.code(), Some(1));
+}
+
+#[test]
+fn pseudonymised_alerts_name_no_person_but_keep_routing_and_the_external_domain() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("key"), "a-test-key-of-at-least-16-bytes\n").unwrap();
+    let cfg = brevvakt::config::DEFAULT_TOML.to_string() + "\n[privacy]\npseudonymize = true\nkey_file = \"key\"\n";
+    std::fs::write(dir.path().join("brevvakt.toml"), cfg).unwrap();
+    let cfg_path = dir.path().join("brevvakt.toml");
+    let (clear, _) = replay(dir.path(), &[], &[SAMPLE]);
+    let (private, _) = replay(dir.path(), &["--config", cfg_path.to_str().unwrap()], &[SAMPLE]);
+    let (clear, private) = (alerts(&clear), alerts(&private));
+    assert_eq!(clear.len(), private.len());
+    for (c, p) in clear.iter().zip(&private) {
+        let mailbox = c["mailbox"].as_str().unwrap();
+        let text = p.to_string();
+        assert!(!text.contains(mailbox), "{mailbox} appears in {text}");
+        assert!(p["mailbox"].as_str().unwrap().starts_with("ps:"));
+        assert_eq!(p["manager"], c["manager"], "routing stays");
+        assert_ne!(p["id"], c["id"], "plain ids could be reversed from guessable inputs");
+    }
+    let gmail = private.iter().flat_map(|a| a["evidence"]["targets"].as_array().cloned().unwrap_or_default()).filter(|t| t.as_str().unwrap().ends_with("@gmail.com")).count();
+    assert!(gmail > 0, "external domains stay visible");
+}

@@ -30,10 +30,29 @@ pub struct ClassifiedMail {
     domains: OrgDomains,
 }
 
-/// Per-mailbox state: ids of the last alerts, to give one alert per message.
+/// Per-mailbox state: ids of the last alerts, to give one alert per message. One pointer,
+/// null until the mailbox has had a classified-mail alert. Serialized as
+/// `{"recent": [...]}`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct State {
+#[serde(from = "Recent", into = "Recent")]
+pub struct State(Option<Box<Recent>>);
+
+/// The list behind [`State`].
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+struct Recent {
     recent: Vec<String>,
+}
+
+impl From<Recent> for State {
+    fn from(r: Recent) -> Self {
+        State(Some(Box::new(r)).filter(|r| !r.recent.is_empty()))
+    }
+}
+
+impl From<State> for Recent {
+    fn from(st: State) -> Self {
+        st.0.map(|b| *b).unwrap_or_default()
+    }
 }
 
 impl Detector for ClassifiedMail {
@@ -56,18 +75,19 @@ impl Detector for ClassifiedMail {
         let key = if m.message_id.is_empty() { ev.event.source.to_string() } else { m.message_id.clone() };
         let level = m.classification.unwrap_or_default().to_string();
         let id = alert_id(&[Rule::ClassifiedMail.as_str(), &key, &level]);
-        if st.recent.contains(&id) {
+        let recent = &mut st.0.get_or_insert_with(Box::default).recent;
+        if recent.contains(&id) {
             return;
         }
-        if st.recent.len() >= RECENT {
-            st.recent.remove(0);
+        if recent.len() >= RECENT {
+            recent.remove(0);
         }
-        st.recent.push(id.clone());
+        recent.push(id.clone());
         out.push(mb.open(Rule::ClassifiedMail, severity, id, ev.event.time, evidence(&ev.event, m)));
     }
 
     fn is_idle(st: &State) -> bool {
-        st.recent.is_empty()
+        st.0.as_ref().is_none_or(|r| r.recent.is_empty())
     }
 }
 

@@ -54,11 +54,52 @@ pub struct FlowWindow {
     count: u64,
 }
 
-/// Per-mailbox state.
+/// Per-mailbox state: one pointer, null for the (nearly all) mailboxes that have no open
+/// finding and no flow window. Serialized as `{"open": [...], "flows": [...]}`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct State {
+#[serde(from = "Lists", into = "Lists")]
+pub struct State(Option<Box<Lists>>);
+
+/// The lists behind [`State`].
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+struct Lists {
     open: Vec<OpenConfig>,
     flows: Vec<FlowWindow>,
+}
+
+impl From<Lists> for State {
+    fn from(l: Lists) -> Self {
+        let mut st = State(Some(Box::new(l)));
+        st.tidy();
+        st
+    }
+}
+
+impl From<State> for Lists {
+    fn from(st: State) -> Self {
+        st.0.map(|b| *b).unwrap_or_default()
+    }
+}
+
+impl State {
+    fn lists(&self) -> Option<&Lists> {
+        self.0.as_deref()
+    }
+
+    fn lists_mut(&mut self) -> &mut Lists {
+        self.0.get_or_insert_with(Box::default)
+    }
+
+    /// Frees the lists when both are empty.
+    fn tidy(&mut self) {
+        if self.0.as_ref().is_some_and(|l| l.open.is_empty() && l.flows.is_empty()) {
+            self.0 = None;
+        }
+    }
+
+    fn has_open_target(&self, target: &str) -> bool {
+        self.lists().is_some_and(|l| l.open.iter().any(|o| o.target == target))
+    }
 }
 
 impl Detector for ExternalForwarding {
@@ -72,14 +113,20 @@ impl Detector for ExternalForwarding {
 
     fn on_event(&self, _ctx: &Ctx, mb: Mailbox, st: &mut State, ev: &Routed, out: &mut Vec<Alert>) {
         match &ev.event.body {
-            EventBody::Forwarding(f) if ev.roles.has(Roles::CONFIG) => self.on_config(mb, st, &ev.event, f, out),
-            EventBody::Message(m) if ev.roles.has(Roles::FORWARDED_FOR) => self.on_flow(mb, st, &ev.event, m, out),
+            EventBody::Forwarding(f) if ev.roles.has(Roles::CONFIG) => {
+                self.on_config(mb, st.lists_mut(), &ev.event, f, out);
+                st.tidy();
+            }
+            EventBody::Message(m) if ev.roles.has(Roles::FORWARDED_FOR) => {
+                self.on_flow(mb, st, &ev.event, m, out);
+                st.tidy();
+            }
             _ => {}
         }
     }
 
     fn is_idle(st: &State) -> bool {
-        st.open.is_empty() && st.flows.is_empty()
+        st.lists().is_none_or(|l| l.open.is_empty() && l.flows.is_empty())
     }
 }
 
@@ -90,7 +137,7 @@ impl ExternalForwarding {
             && !self.allow.iter().any(|a| a == target || (a.starts_with('@') && target.ends_with(a.as_str())))
     }
 
-    fn on_config(&self, mb: Mailbox, st: &mut State, ev: &Event, f: &ForwardingChange, out: &mut Vec<Alert>) {
+    fn on_config(&self, mb: Mailbox, st: &mut Lists, ev: &Event, f: &ForwardingChange, out: &mut Vec<Alert>) {
         let same_rule = |o: &OpenConfig| o.mechanism == f.mechanism && o.rule == f.rule;
         let closes = |o: &OpenConfig| match f.state {
             ConfigState::Enabled => !f.targets.contains(&o.target),
@@ -106,7 +153,7 @@ impl ExternalForwarding {
         }
     }
 
-    fn open_config(&self, mb: Mailbox, st: &mut State, ev: &Event, f: &ForwardingChange, out: &mut Vec<Alert>) {
+    fn open_config(&self, mb: Mailbox, st: &mut Lists, ev: &Event, f: &ForwardingChange, out: &mut Vec<Alert>) {
         for target in f.targets.iter().filter(|t| self.is_forbidden(t)) {
             let known = st.open.iter().any(|o| o.mechanism == f.mechanism && o.rule == f.rule && &o.target == target);
             if known || st.open.len() >= MAX_TRACKED {
@@ -133,10 +180,10 @@ impl ExternalForwarding {
 
     fn on_flow(&self, mb: Mailbox, st: &mut State, ev: &Event, m: &MailMessage, out: &mut Vec<Alert>) {
         for target in m.recipients.iter().filter(|t| self.is_forbidden(t)) {
-            if st.open.iter().any(|o| &o.target == target) {
+            if st.has_open_target(target) {
                 continue;
             }
-            if let Some(alert) = self.flow_window(mb, st, ev, m, target) {
+            if let Some(alert) = self.flow_window(mb, st.lists_mut(), ev, m, target) {
                 out.push(alert);
             }
         }
@@ -144,7 +191,7 @@ impl ExternalForwarding {
 
     /// Counts the message into the current window of its target, or opens a new window
     /// (and alerts) when there is none or it has expired.
-    fn flow_window(&self, mb: Mailbox, st: &mut State, ev: &Event, m: &MailMessage, target: &str) -> Option<Alert> {
+    fn flow_window(&self, mb: Mailbox, st: &mut Lists, ev: &Event, m: &MailMessage, target: &str) -> Option<Alert> {
         let idx = st.flows.iter().position(|w| w.target == target);
         let suppressed_before = match idx.map(|i| &mut st.flows[i]) {
             Some(w) if ev.time < w.start + self.window => {

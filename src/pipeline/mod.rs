@@ -18,6 +18,17 @@
 //! re-decodes (without processing) the covered lines of a partly read input, so decoders
 //! that keep state between lines (CSV headers, queue ids) are rebuilt.
 //!
+//! Sources ([`Source`]): files (a replay: `--until` applies at the end) or Kafka (a live
+//! run). In Kafka mode snapshots are taken every `kafka.commit_interval` even without a
+//! state directory (then the workers export nothing: the snapshot is positions only), and
+//! once the collector has written the snapshot's alerts and the alerts sink has flushed
+//! (for Kafka: every delivery acknowledged) — and, with a state directory, the checkpoint
+//! is written — the snapshot's positions go back to the reader as a [`CommitRequest`].
+//! The dead letters of a snapshot are flushed (acknowledged) when it is taken. So an offset
+//! is committed only after everything it covers is done: at-least-once end to end.
+//! `--until` applies in Kafka mode only when the source reports it was drained (idle exit),
+//! never after a stop by signal.
+//!
 //! Metrics (with [`Options::metrics`]): the stage pushes its running totals once per batch,
 //! the workers their state size, the collector alert counts and latencies. When the input
 //! is idle the partial batch is handed out at once, so alerts and figures never wait for a
@@ -28,7 +39,7 @@ pub mod watermark;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TryRecvError};
+use std::sync::mpsc::{channel, sync_channel, Receiver, Sender, SyncSender, TryRecvError};
 use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -43,10 +54,11 @@ use crate::event::{Event, SourcePos};
 use crate::metrics::{Arrivals, Metrics, ShardGauges, StageReporter, Totals};
 use crate::roster::Roster;
 use crate::sinks::dead_letter::DeadLetters;
-use crate::sinks::AlertSink;
+use crate::sinks::{AlertSink, DeadLetterSink};
 use crate::detect::MailboxState;
 use crate::sources::file::{read_all, Input};
-use crate::sources::{Chunk, SourceMsg};
+use crate::sources::kafka::KafkaSource;
+use crate::sources::{Chunk, CommitRequest, SourceMsg};
 use crate::state::checkpoint::{self, Checkpoint, InputPosition};
 use crate::state::shard::Shard;
 use crate::state::{shard_of, Item, Ordered};
@@ -134,6 +146,10 @@ struct BatchResult {
 
 /// The router stage's part of a checkpoint.
 struct Snapshot {
+    /// Whether the workers add their shards (a checkpoint is written).
+    export: bool,
+    /// The reader's barrier this snapshot answers.
+    barrier: Option<u64>,
     seq: u64,
     inputs: Vec<InputPosition>,
     watermark_inputs: BTreeMap<usize, usize>,
@@ -149,25 +165,53 @@ struct ShardPart {
     mailboxes: Vec<(String, MailboxState)>,
 }
 
+/// Where the records come from.
+pub enum Source {
+    /// Files (or stdin), read to their end: a replay.
+    Files(Vec<Input>),
+    /// A Kafka consumer: a live run, committing every `commit_interval`.
+    Kafka {
+        /// The subscribed consumer.
+        source: KafkaSource,
+        /// How often to snapshot and commit.
+        commit_interval: Duration,
+    },
+}
+
 /// Runs the whole pipeline over `inputs` and returns the summary.
 pub fn replay(settings: Arc<Settings>, roster: Arc<Roster>, inputs: Vec<Input>, sink: Box<dyn AlertSink>, dead: &mut DeadLetters, opts: Options) -> Result<Summary> {
+    run(settings, roster, Source::Files(inputs), sink, dead, opts)
+}
+
+/// Runs the whole pipeline over `source` and returns the summary.
+pub fn run(settings: Arc<Settings>, roster: Arc<Roster>, source: Source, sink: Box<dyn AlertSink>, dead: &mut dyn DeadLetterSink, opts: Options) -> Result<Summary> {
     let started = Instant::now();
     let n = opts.workers.max(1);
-    let names: Vec<String> = inputs.iter().map(Input::name).collect();
-    if let Some(cp) = &opts.resume {
-        check_same_inputs(cp, &inputs)?;
-    }
-    let done: Vec<bool> = match &opts.resume {
-        Some(cp) => cp.inputs.iter().map(|p| p.done).collect(),
-        None => vec![false; inputs.len()],
-    };
     let (raw_tx, raw_rx) = sync_channel::<SourceMsg>(8);
-    let max_line = settings.config.input.max_line_bytes;
-    let reader = thread::Builder::new().name("reader".into()).spawn(move || read_all(&inputs, &done, &raw_tx, max_line, 1 << 18))?;
+    let (names, live, commit_tx, reader) = match source {
+        Source::Files(inputs) => {
+            let names: Vec<String> = inputs.iter().map(Input::name).collect();
+            if let Some(cp) = &opts.resume {
+                check_same_inputs(cp, &inputs)?;
+            }
+            let done: Vec<bool> = match &opts.resume {
+                Some(cp) => cp.inputs.iter().map(|p| p.done).collect(),
+                None => vec![false; inputs.len()],
+            };
+            let max_line = settings.config.input.max_line_bytes;
+            let reader = thread::Builder::new().name("reader".into()).spawn(move || read_all(&inputs, &done, &raw_tx, max_line, 1 << 18))?;
+            (names, None, None, reader)
+        }
+        Source::Kafka { source, commit_interval } => {
+            let (commit_tx, commit_rx) = channel::<CommitRequest>();
+            let reader = thread::Builder::new().name("reader".into()).spawn(move || source.run(raw_tx, commit_rx))?;
+            (Vec::new(), Some(commit_interval), Some(commit_tx), reader)
+        }
+    };
     let (res_tx, res_rx) = sync_channel::<BatchResult>(n * settings.config.pipeline.queue_batches);
     let state_dir = opts.state_dir.clone();
     let metrics = opts.metrics.clone();
-    let collector = thread::Builder::new().name("collector".into()).spawn(move || collect(res_rx, n, sink, state_dir, metrics))?;
+    let collector = thread::Builder::new().name("collector".into()).spawn(move || collect(res_rx, n, sink, state_dir, metrics, commit_tx))?;
     let mut worker_txs = Vec::new();
     let mut workers = Vec::new();
     for i in 0..n {
@@ -182,7 +226,7 @@ pub fn replay(settings: Arc<Settings>, roster: Arc<Roster>, inputs: Vec<Input>, 
         worker_txs.push(tx);
     }
     drop(res_tx);
-    let mut stage = Stage::new(settings.clone(), roster, worker_txs, dead, &opts, names);
+    let mut stage = Stage::new(settings.clone(), roster, worker_txs, dead, &opts, names, live);
     let routed = stage.run(raw_rx, opts.until);
     let mut summary = stage.finish();
     let mailboxes: usize = workers.into_iter().map(|w| w.join().unwrap_or(0)).sum();
@@ -213,7 +257,7 @@ fn work(mut shard: Shard, rx: Receiver<Batch>, res: SyncSender<BatchResult>, gau
         for item in batch.items {
             shard.apply(item, &mut alerts);
         }
-        let part = batch.snapshot.as_ref().map(|_| {
+        let part = batch.snapshot.as_ref().filter(|s| s.export).map(|_| {
             let (closed_through, first_day) = shard.days();
             ShardPart { closed_through, first_day, mailboxes: shard.export() }
         });
@@ -242,7 +286,7 @@ struct Pending {
 
 /// Merges the workers' results batch by batch, in batch order, writes the alerts, and
 /// writes a checkpoint after the alerts it covers are flushed.
-fn collect(rx: Receiver<BatchResult>, workers: usize, mut sink: Box<dyn AlertSink>, state_dir: Option<PathBuf>, metrics: Option<Arc<Metrics>>) -> Result<AlertCounts> {
+fn collect(rx: Receiver<BatchResult>, workers: usize, mut sink: Box<dyn AlertSink>, state_dir: Option<PathBuf>, metrics: Option<Arc<Metrics>>, commit: Option<Sender<CommitRequest>>) -> Result<AlertCounts> {
     let mut pending: BTreeMap<u64, Pending> = BTreeMap::new();
     let mut next = 0u64;
     let mut counts = AlertCounts::new();
@@ -264,9 +308,16 @@ fn collect(rx: Receiver<BatchResult>, workers: usize, mut sink: Box<dyn AlertSin
             if let (Some(m), Some(sent)) = (&metrics, done.sent) {
                 m.record_batch(done.alerts.iter().map(|o| (o.seq, &o.alert)), &done.arrivals, sent, Instant::now());
             }
-            if let (Some(dir), true) = (&state_dir, done.parts.len() == workers) {
+            let request = done.snapshot.as_ref().map(|s| CommitRequest { positions: s.inputs.clone(), barrier: s.barrier });
+            if request.is_some() {
                 sink.flush()?;
+            }
+            if let (Some(dir), true) = (&state_dir, done.parts.len() == workers) {
                 write_checkpoint(dir, sink.position(), done)?;
+            }
+            // Only now is everything before the snapshot done: hand it back for commit.
+            if let (Some(tx), Some(req)) = (&commit, request) {
+                let _ = tx.send(req);
             }
             next += 1;
         }
@@ -319,12 +370,23 @@ struct Stage<'a> {
     in_batch: usize,
     batch_no: u64,
     seq: u64,
-    dead: &'a mut DeadLetters,
+    dead: &'a mut dyn DeadLetterSink,
     summary: Summary,
     progress: Option<indicatif::ProgressBar>,
     events: Vec<Event>,
     routed: Vec<crate::detect::Routed>,
     checkpoints: bool,
+    /// Whether the workers export their shards at a snapshot (a state directory is set).
+    export: bool,
+    /// Live source: snapshot (commit) at least this often; `--until` only when drained.
+    live: Option<Duration>,
+    drained: bool,
+    /// Decoder per input, for sources that name one (Kafka topics).
+    formats: BTreeMap<usize, crate::decode::Format>,
+    barrier: Option<u64>,
+    /// Live inputs: when each last delivered (wall clock), and those deactivated as idle.
+    last_seen: BTreeMap<usize, Instant>,
+    idle: std::collections::BTreeSet<usize>,
     since_checkpoint: u64,
     last_checkpoint: Instant,
     /// Metrics: totals pushed per batch, and when the records of the next batch arrived.
@@ -333,7 +395,7 @@ struct Stage<'a> {
 }
 
 impl<'a> Stage<'a> {
-    fn new(settings: Arc<Settings>, roster: Arc<Roster>, workers: Vec<SyncSender<Batch>>, dead: &'a mut DeadLetters, opts: &Options, names: Vec<String>) -> Self {
+    fn new(settings: Arc<Settings>, roster: Arc<Roster>, workers: Vec<SyncSender<Batch>>, dead: &'a mut dyn DeadLetterSink, opts: &Options, names: Vec<String>, live: Option<Duration>) -> Self {
         let n = workers.len();
         let cp = opts.resume.as_ref();
         let positions = match cp {
@@ -356,7 +418,14 @@ impl<'a> Stage<'a> {
             progress: opts.progress.clone(),
             events: Vec::new(),
             routed: Vec::new(),
-            checkpoints: opts.state_dir.is_some(),
+            checkpoints: opts.state_dir.is_some() || live.is_some(),
+            export: opts.state_dir.is_some(),
+            live,
+            drained: false,
+            formats: BTreeMap::new(),
+            barrier: None,
+            last_seen: BTreeMap::new(),
+            idle: std::collections::BTreeSet::new(),
             since_checkpoint: 0,
             last_checkpoint: Instant::now(),
             reporter: opts.metrics.clone().map(|m| StageReporter::new(m, Totals { dead_letters: dead.count(), ..Totals::default() })),
@@ -388,9 +457,21 @@ impl<'a> Stage<'a> {
             match msg {
                 SourceMsg::Chunk(c) => self.chunk(&c)?,
                 SourceMsg::End { input, error } => self.end_input(input, error),
+                SourceMsg::Opened { input, name, format } => self.open_input(input, name, format),
+                SourceMsg::Tick => {
+                    self.deactivate_idle();
+                    if self.since_checkpoint > 0 && self.checkpoint_due() {
+                        self.flush(true)?;
+                    }
+                }
+                SourceMsg::Barrier(id) => {
+                    self.barrier = Some(id);
+                    self.flush(true)?;
+                }
+                SourceMsg::Drained => self.drained = true,
             }
         }
-        if let Some(t) = until {
+        if let Some(t) = until.filter(|_| self.live.is_none() || self.drained) {
             self.watermark.advance_to(t);
             self.check_close();
         }
@@ -405,6 +486,45 @@ impl<'a> Stage<'a> {
         }
         let _ = self.dead.flush();
         std::mem::take(&mut self.summary)
+    }
+
+    /// A live input (a partition): its position (kept when a checkpoint covers it) and
+    /// its decoder.
+    fn open_input(&mut self, input: usize, name: String, format: crate::decode::Format) {
+        while self.positions.len() <= input {
+            self.positions.push(InputPosition { name: String::new(), lines: 0, done: false });
+        }
+        let p = &mut self.positions[input];
+        if p.name != name {
+            *p = InputPosition { name, lines: 0, done: false };
+        }
+        p.done = false;
+        self.formats.insert(input, format);
+        // The partition holds the watermark back until it delivers (or goes idle).
+        match self.watermark_inputs.get(&input) {
+            Some(&wm) => self.watermark.activate(wm),
+            None => {
+                let wm = self.watermark.add_held_input();
+                self.watermark_inputs.insert(input, wm);
+            }
+        }
+        self.idle.remove(&input);
+        self.last_seen.insert(input, Instant::now());
+    }
+
+    /// Live mode: a partition with nothing for `reading.idle_timeout` stops holding the
+    /// watermark back until it delivers again.
+    fn deactivate_idle(&mut self) {
+        let limit = self.settings.config.reading.idle_timeout;
+        let idle: Vec<usize> = self.last_seen.iter().filter(|(i, t)| t.elapsed() >= limit && !self.idle.contains(i)).map(|(i, _)| *i).collect();
+        for input in idle {
+            if let Some(&wm) = self.watermark_inputs.get(&input) {
+                tracing::info!(input = %self.positions.get(input).map_or("?", |p| p.name.as_str()), "input idle: no longer holds the watermark back");
+                self.watermark.deactivate(wm);
+                self.check_close();
+            }
+            self.idle.insert(input);
+        }
     }
 
     fn end_input(&mut self, input: usize, error: Option<String>) {
@@ -428,17 +548,27 @@ impl<'a> Stage<'a> {
     fn chunk(&mut self, c: &Chunk) -> Result<()> {
         let mut decoder = match self.decoders.remove(&c.input) {
             Some(d) => d,
-            None => self.settings.config.input.format.decoder(&self.settings.decode_options()),
+            None => self.formats.get(&c.input).copied().unwrap_or(self.settings.config.input.format).decoder(&self.settings.decode_options()),
         };
         let wm_input = *self.watermark_inputs.entry(c.input).or_insert_with(|| self.watermark.add_input());
+        if self.live.is_some() {
+            self.last_seen.insert(c.input, Instant::now());
+            if self.idle.remove(&c.input) {
+                self.watermark.activate(wm_input);
+            }
+        }
         let covered = self.positions.get(c.input).map_or(0, |p| p.lines);
         self.arrivals.mark(self.seq + 1, Instant::now());
         if let Some(r) = &mut self.reporter {
-            r.set_source(crate::metrics::source_kind(&c.name), || Totals::of(&self.summary, self.dead.count()));
+            let kind = if c.partition.is_some() { "kafka" } else { crate::metrics::source_kind(&c.name) };
+            r.set_source(kind, || Totals::of(&self.summary, self.dead.count()));
         }
         for (i, line) in c.lines.iter().enumerate() {
             let number = c.first_line + i as u64;
-            let pos = SourcePos::line(c.name.clone(), number);
+            let pos = match c.partition {
+                Some(p) => SourcePos { name: c.name.clone(), offset: number - 1, partition: Some(p) },
+                None => SourcePos::line(c.name.clone(), number),
+            };
             let raw = &c.data[line.start..line.end];
             if number <= covered {
                 // Covered by the checkpoint: rebuild the decoder's state only.
@@ -502,7 +632,8 @@ impl<'a> Stage<'a> {
 
     fn checkpoint_due(&self) -> bool {
         let cfg = &self.settings.config.state;
-        self.checkpoints && (self.since_checkpoint >= cfg.checkpoint_records || self.last_checkpoint.elapsed() >= cfg.checkpoint_interval)
+        let interval = self.live.unwrap_or(cfg.checkpoint_interval);
+        self.checkpoints && (self.since_checkpoint >= cfg.checkpoint_records || self.last_checkpoint.elapsed() >= interval)
     }
 
     /// Broadcasts a day close to every shard, in stream position.
@@ -520,6 +651,8 @@ impl<'a> Stage<'a> {
         self.since_checkpoint = 0;
         self.last_checkpoint = Instant::now();
         Ok(Arc::new(Snapshot {
+            export: self.export,
+            barrier: self.barrier.take(),
             seq: self.seq,
             inputs: self.positions.clone(),
             watermark_inputs: self.watermark_inputs.clone(),

@@ -21,6 +21,10 @@ use crate::calendar::{day_end_utc, local_day};
 struct InputClock {
     max: Option<DateTime<Utc>>,
     active: bool,
+    /// Holds the watermark back until its first event (a Kafka partition that was
+    /// assigned but has not delivered yet), so a fast partition cannot close days early.
+    #[serde(default)]
+    holds: bool,
 }
 
 /// The watermark and the days it has closed (checkpointed).
@@ -50,8 +54,22 @@ impl Watermark {
 
     /// Registers an input; returns its index.
     pub fn add_input(&mut self) -> usize {
-        self.inputs.push(InputClock { max: None, active: true });
+        self.inputs.push(InputClock { max: None, active: true, holds: false });
         self.inputs.len() - 1
+    }
+
+    /// Registers an input that holds the watermark back until its first event (or until it
+    /// is deactivated); returns its index.
+    pub fn add_held_input(&mut self) -> usize {
+        self.inputs.push(InputClock { max: None, active: true, holds: true });
+        self.inputs.len() - 1
+    }
+
+    /// Input `input` delivers again (a live input that was idle, or a reassigned partition).
+    pub fn activate(&mut self, input: usize) {
+        if let Some(c) = self.inputs.get_mut(input) {
+            c.active = true;
+        }
     }
 
     /// The current watermark.
@@ -87,6 +105,9 @@ impl Watermark {
     }
 
     fn recompute(&mut self) {
+        if self.inputs.iter().any(|c| c.active && c.holds && c.max.is_none()) {
+            return;
+        }
         let min_active = self.inputs.iter().filter(|c| c.active).filter_map(|c| c.max).min();
         if let Some(m) = min_active {
             self.value = self.value.max(Some(m - self.lateness));

@@ -7,6 +7,8 @@
 
 pub mod dead_letter;
 pub mod jsonl;
+pub mod kafka;
+pub mod pseudonym;
 
 use crate::alert::Alert;
 
@@ -18,6 +20,33 @@ pub trait AlertSink: Send {
     fn flush(&mut self) -> anyhow::Result<()>;
     /// Bytes written since the start of the output (including what a resumed run kept).
     fn position(&self) -> u64;
+}
+
+/// Receives records that could not be decoded (a file, or a Kafka dead-letter topic).
+pub trait DeadLetterSink {
+    /// Writes one bad record with its position, the reason and the original bytes.
+    fn write(&mut self, pos: &crate::event::SourcePos, err: &crate::decode::DecodeError, raw: &[u8], full_length: Option<u64>) -> anyhow::Result<()>;
+    /// Makes everything written so far durable (fsynced, or acknowledged by the broker).
+    fn flush(&mut self) -> anyhow::Result<()>;
+    /// Bytes (file) or records (topic) written so far.
+    fn position(&self) -> u64;
+    /// Records written.
+    fn count(&self) -> u64;
+}
+
+impl DeadLetterSink for dead_letter::DeadLetters {
+    fn write(&mut self, pos: &crate::event::SourcePos, err: &crate::decode::DecodeError, raw: &[u8], full_length: Option<u64>) -> anyhow::Result<()> {
+        dead_letter::DeadLetters::write(self, pos, err, raw, full_length)
+    }
+    fn flush(&mut self) -> anyhow::Result<()> {
+        dead_letter::DeadLetters::flush(self)
+    }
+    fn position(&self) -> u64 {
+        dead_letter::DeadLetters::position(self)
+    }
+    fn count(&self) -> u64 {
+        dead_letter::DeadLetters::count(self)
+    }
 }
 
 /// A writer that can make what it wrote durable.

@@ -187,7 +187,7 @@ fn read_one(idx: usize, input: &Input, tx: &SyncSender<SourceMsg>, max_line: usi
 }
 
 fn new_chunk(input: usize, name: &Arc<str>, first_line: u64) -> Chunk {
-    Chunk { input, name: name.clone(), first_line, data: Vec::new(), lines: Vec::new(), bytes_read: 0 }
+    Chunk { input, name: name.clone(), first_line, data: Vec::new(), lines: Vec::new(), bytes_read: 0, partition: None }
 }
 
 /// Splits a byte stream into lines, keeping at most `max` bytes of any line.

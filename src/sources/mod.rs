@@ -4,8 +4,14 @@
 //! delivered exactly once with its 1-based line number; a line longer than the limit is
 //! delivered cut to the limit and flagged (its full length kept), never buffered whole, so
 //! memory stays bounded whatever the input. Decoding happens downstream.
+//!
+//! Kafka ([`kafka`]): each assigned partition is one input (announced with
+//! [`SourceMsg::Opened`], named `topic/partition`), and a chunk's `first_line` is the first
+//! record's offset **plus one**, so "lines processed" of a partition is exactly the next
+//! offset to commit. A chunk holds contiguous offsets only (a gap starts a new chunk).
 
 pub mod file;
+pub mod kafka;
 
 use std::sync::Arc;
 
@@ -35,6 +41,8 @@ pub struct Chunk {
     pub lines: Vec<Line>,
     /// Compressed/on-disk bytes consumed so far for this input (progress).
     pub bytes_read: u64,
+    /// Kafka partition (then `name` is the topic and `first_line - 1` the first offset).
+    pub partition: Option<i32>,
 }
 
 /// What a reader sends.
@@ -49,4 +57,32 @@ pub enum SourceMsg {
         /// Why it ended early, if it did.
         error: Option<String>,
     },
+    /// A new input (a Kafka partition) with its name and decoder; sent before its chunks.
+    /// Inputs are announced in index order.
+    Opened {
+        /// The input's index.
+        input: usize,
+        /// `topic/partition`.
+        name: String,
+        /// The decoder for its records.
+        format: crate::decode::Format,
+    },
+    /// Nothing arrived for a while: a chance to commit on time (live sources only).
+    Tick,
+    /// Take a snapshot now and report it with this barrier number (before a partition
+    /// revocation, the reader waits for its commit).
+    Barrier(u64),
+    /// The source is drained (not merely stopped): `--until` may be applied at the end.
+    Drained,
+}
+
+/// Sent back to a live source once everything before a snapshot is done: every record
+/// before `positions` processed and the alerts and dead letters they caused acknowledged
+/// (and the checkpoint written, with a state directory).
+#[derive(Debug, Clone)]
+pub struct CommitRequest {
+    /// Input positions (for Kafka: `lines` is the next offset to commit).
+    pub positions: Vec<crate::state::checkpoint::InputPosition>,
+    /// The barrier this snapshot answers, if it was asked for by one.
+    pub barrier: Option<u64>,
 }

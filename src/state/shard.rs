@@ -8,6 +8,7 @@
 //! take it from a checkpoint (see `checkpoint`).
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 
 use chrono::{Days, NaiveDate};
@@ -26,7 +27,7 @@ pub struct Shard {
     settings: Arc<Settings>,
     roster: Arc<Roster>,
     detectors: Detectors,
-    mailboxes: HashMap<Box<str>, MailboxState>,
+    mailboxes: Table,
     /// The last closed day; `None` until the stream's start is known.
     closed_through: Option<NaiveDate>,
     first_day: Option<NaiveDate>,
@@ -37,7 +38,7 @@ impl Shard {
     /// Shard `index` of `count`.
     pub fn new(index: usize, count: usize, settings: Arc<Settings>, roster: Arc<Roster>) -> Self {
         let detectors = Detectors::new(&settings);
-        Shard { index, count, settings, roster, detectors, mailboxes: HashMap::new(), closed_through: None, first_day: None, scratch: Vec::new() }
+        Shard { index, count, settings, roster, detectors, mailboxes: Table::default(), closed_through: None, first_day: None, scratch: Vec::new() }
     }
 
     /// Takes on the mailboxes of a checkpoint that belong to this shard.
@@ -46,14 +47,20 @@ impl Shard {
         self.first_day = cp.first_day;
         for (address, st) in &cp.mailboxes {
             if shard_of(address, self.count) == self.index {
-                self.mailboxes.insert(address.as_str().into(), st.clone());
+                match self.mailboxes.find(address) {
+                    Some(i) => self.mailboxes.entries[i].state = st.clone(),
+                    None => {
+                        let roster = roster_index(&self.roster, address);
+                        self.mailboxes.insert(address.as_str().into(), roster, st.clone());
+                    }
+                }
             }
         }
     }
 
     /// A copy of every mailbox's state, for a checkpoint.
     pub fn export(&self) -> Vec<(String, MailboxState)> {
-        self.mailboxes.iter().map(|(a, st)| (a.to_string(), st.clone())).collect()
+        self.mailboxes.entries.iter().map(|e| (e.address.to_string(), e.state.clone())).collect()
     }
 
     /// The last closed day and the stream's first day.
@@ -63,12 +70,12 @@ impl Shard {
 
     /// Mailboxes tracked.
     pub fn len(&self) -> usize {
-        self.mailboxes.len()
+        self.mailboxes.entries.len()
     }
 
     /// True when no mailbox is tracked.
     pub fn is_empty(&self) -> bool {
-        self.mailboxes.is_empty()
+        self.mailboxes.entries.is_empty()
     }
 
     /// Applies one item, appending the alerts it causes.
@@ -86,14 +93,15 @@ impl Shard {
     }
 
     fn on_event(&mut self, r: &Routed) {
-        if !self.mailboxes.contains_key(&r.mailbox) {
-            self.mailboxes.insert(r.mailbox.clone(), MailboxState::default());
-        }
+        let i = match self.mailboxes.find(&r.mailbox) {
+            Some(i) => i,
+            None => self.mailboxes.insert(r.mailbox.clone(), roster_index(&self.roster, &r.mailbox), MailboxState::default()),
+        };
         let Some(ctx) = ctx(&self.settings, self.closed_through, self.first_day) else { return };
-        let st = self.mailboxes.get_mut(&r.mailbox).expect("inserted above");
-        st.last_seen = st.last_seen.max(Some(r.event.time.date_naive()));
-        let mb = Mailbox { address: &r.mailbox, entry: self.roster.get(&r.mailbox) };
-        self.detectors.on_event(&ctx, mb, st, r, &mut self.scratch);
+        let e = &mut self.mailboxes.entries[i];
+        e.state.last_seen = e.state.last_seen.max(Some(r.event.time.date_naive()));
+        let mb = Mailbox { address: &e.address, entry: roster_entry(&self.roster, e.roster) };
+        self.detectors.on_event(&ctx, mb, &mut e.state, r, &mut self.scratch);
     }
 
     fn close_through(&mut self, through: NaiveDate) {
@@ -117,8 +125,9 @@ impl Shard {
     /// after a restore or a roster change).
     fn adopt_roster(&mut self) {
         for e in self.roster.entries() {
-            if shard_of(&e.address, self.count) == self.index && !self.mailboxes.contains_key(e.address.as_str()) {
-                self.mailboxes.insert(e.address.as_str().into(), MailboxState::default());
+            if shard_of(&e.address, self.count) == self.index && self.mailboxes.find(&e.address).is_none() {
+                let roster = roster_index(&self.roster, &e.address);
+                self.mailboxes.insert(e.address.as_str().into(), roster, MailboxState::default());
             }
         }
     }
@@ -127,9 +136,9 @@ impl Shard {
         self.adopt_roster();
         let required = self.settings.calendar.is_required(day).unwrap_or(false);
         let Some(ctx) = ctx(&self.settings, self.closed_through, self.first_day) else { return };
-        for (address, st) in self.mailboxes.iter_mut() {
-            let mb = Mailbox { address, entry: self.roster.get(address) };
-            self.detectors.on_day_closed(&ctx, mb, st, day, required, &mut self.scratch);
+        for e in self.mailboxes.entries.iter_mut() {
+            let mb = Mailbox { address: &e.address, entry: roster_entry(&self.roster, e.roster) };
+            self.detectors.on_day_closed(&ctx, mb, &mut e.state, day, required, &mut self.scratch);
         }
         self.closed_through = Some(day);
         self.expire(day);
@@ -139,9 +148,9 @@ impl Shard {
     fn expire(&mut self, today: NaiveDate) {
         let retention = Days::new(self.settings.config.state.retention.as_secs() / 86_400);
         let Some(cutoff) = today.checked_sub_days(retention) else { return };
-        let (roster, hold) = (&self.roster, &self.settings.config.state.legal_hold);
-        self.mailboxes.retain(|address, st| {
-            st.last_seen.is_none_or(|d| d >= cutoff) || roster.get(address).is_some() || hold.iter().any(|h| h.eq_ignore_ascii_case(address))
+        let hold = &self.settings.config.state.legal_hold;
+        self.mailboxes.retain(|e| {
+            e.state.last_seen.is_none_or(|d| d >= cutoff) || e.roster.is_some() || hold.iter().any(|h| h.eq_ignore_ascii_case(&e.address))
         });
     }
 }
@@ -150,4 +159,216 @@ impl Shard {
 fn ctx(settings: &Settings, closed_through: Option<NaiveDate>, first_day: Option<NaiveDate>) -> Option<Ctx<'_>> {
     let first_open_day = closed_through?.checked_add_days(Days::new(1))?;
     Some(Ctx { settings, first_open_day, first_day: first_day? })
+}
+
+/// The position of `address`'s roster entry in `roster.entries()`, looked up once when the
+/// mailbox's state is created (the roster of a shard never changes).
+fn roster_index(roster: &Roster, address: &str) -> Option<u32> {
+    let entry = roster.get(address)?;
+    let size = std::mem::size_of::<crate::roster::RosterEntry>().max(1);
+    let offset = (entry as *const crate::roster::RosterEntry as usize).wrapping_sub(roster.entries().as_ptr() as usize) / size;
+    u32::try_from(offset).ok().filter(|&i| roster.entries().get(i as usize).is_some_and(|e| std::ptr::eq(e, entry)))
+}
+
+fn roster_entry(roster: &Roster, index: Option<u32>) -> Option<&crate::roster::RosterEntry> {
+    index.and_then(|i| roster.entries().get(i as usize))
+}
+
+/// One tracked mailbox.
+struct Entry {
+    address: Box<str>,
+    /// Its roster entry's index, if on the roster.
+    roster: Option<u32>,
+    state: MailboxState,
+}
+
+/// The shard's mailboxes: a dense vector of entries, found through a map from a 64-bit
+/// hash of the address to the entry's index (16 bytes per map slot, whatever the state's
+/// size). Two addresses with the same hash are both kept exact: the second one is found
+/// through `spill`, a map by address that stays empty unless hashes collide.
+struct Table<H: KeyHash = Mixed> {
+    slots: HashMap<u64, u32, BuildHasherDefault<PreHashed>>,
+    spill: HashMap<Box<str>, u32>,
+    entries: Vec<Entry>,
+    hash: std::marker::PhantomData<H>,
+}
+
+impl<H: KeyHash> Default for Table<H> {
+    fn default() -> Self {
+        Table { slots: HashMap::default(), spill: HashMap::new(), entries: Vec::new(), hash: std::marker::PhantomData }
+    }
+}
+
+impl<H: KeyHash> Table<H> {
+    /// The index of `address`'s entry.
+    fn find(&self, address: &str) -> Option<usize> {
+        let &i = self.slots.get(&H::hash(address))?;
+        if *self.entries[i as usize].address == *address {
+            return Some(i as usize);
+        }
+        if self.spill.is_empty() {
+            return None;
+        }
+        self.spill.get(address).map(|&i| i as usize)
+    }
+
+    /// Adds an entry for an address not in the table; returns its index.
+    fn insert(&mut self, address: Box<str>, roster: Option<u32>, state: MailboxState) -> usize {
+        let i = self.entries.len();
+        let index = u32::try_from(i).expect("fewer than 2^32 mailboxes per shard");
+        match self.slots.entry(H::hash(&address)) {
+            std::collections::hash_map::Entry::Vacant(v) => {
+                v.insert(index);
+            }
+            std::collections::hash_map::Entry::Occupied(_) => {
+                self.spill.insert(address.clone(), index);
+            }
+        }
+        self.entries.push(Entry { address, roster, state });
+        i
+    }
+
+    /// Keeps the entries for which `keep` is true.
+    fn retain(&mut self, mut keep: impl FnMut(&Entry) -> bool) {
+        let mut i = 0;
+        while i < self.entries.len() {
+            if keep(&self.entries[i]) {
+                i += 1;
+            } else {
+                self.remove(i);
+            }
+        }
+    }
+
+    /// Removes the entry at `i`, moving the last entry into its place.
+    fn remove(&mut self, i: usize) {
+        let h = H::hash(&self.entries[i].address);
+        if self.slots.get(&h) == Some(&(i as u32)) {
+            // Promote a colliding address, if any, into the freed slot.
+            let heir = self.spill.iter().find(|(a, _)| H::hash(a) == h).map(|(a, &j)| (a.clone(), j));
+            match heir {
+                Some((a, j)) => {
+                    self.spill.remove(&a);
+                    self.slots.insert(h, j);
+                }
+                None => {
+                    self.slots.remove(&h);
+                }
+            }
+        } else {
+            self.spill.remove(&self.entries[i].address);
+        }
+        let last = self.entries.len() - 1;
+        if i != last {
+            let moved = H::hash(&self.entries[last].address);
+            match self.slots.get_mut(&moved) {
+                Some(p) if *p == last as u32 => *p = i as u32,
+                _ => *self.spill.get_mut(&self.entries[last].address).expect("every entry is indexed") = i as u32,
+            }
+        }
+        self.entries.swap_remove(i);
+    }
+}
+
+/// How the table hashes addresses.
+trait KeyHash {
+    fn hash(address: &str) -> u64;
+}
+
+/// Word-at-a-time multiply-rotate, then a full avalanche, so the map's bucket bits are
+/// well mixed (the FNV bits that `shard_of` fixed within a shard play no part).
+struct Mixed;
+
+impl KeyHash for Mixed {
+    fn hash(address: &str) -> u64 {
+        const K: u64 = 0x9e37_79b9_7f4a_7c15;
+        let b = address.as_bytes();
+        let mut h = (b.len() as u64).wrapping_mul(K);
+        let mut chunks = b.chunks_exact(8);
+        for c in &mut chunks {
+            let w = u64::from_le_bytes(c.try_into().expect("8 bytes"));
+            h = (h.rotate_left(23) ^ w).wrapping_mul(K);
+        }
+        let rest = chunks.remainder();
+        if !rest.is_empty() {
+            let mut w = [0u8; 8];
+            w[..rest.len()].copy_from_slice(rest);
+            h = (h.rotate_left(23) ^ u64::from_le_bytes(w)).wrapping_mul(K);
+        }
+        // splitmix64 finaliser.
+        h ^= h >> 30;
+        h = h.wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        h ^= h >> 27;
+        h = h.wrapping_mul(0x94d0_49bb_1331_11eb);
+        h ^ (h >> 31)
+    }
+}
+
+/// A hasher for keys that are already hashes.
+#[derive(Default)]
+struct PreHashed(u64);
+
+impl Hasher for PreHashed {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every address collides.
+    struct Constant;
+
+    impl KeyHash for Constant {
+        fn hash(_: &str) -> u64 {
+            7
+        }
+    }
+
+    fn check<H: KeyHash>(addresses: &[String], drop_if: impl Fn(&str) -> bool) {
+        let mut t = Table::<H>::default();
+        for a in addresses {
+            assert!(t.find(a).is_none());
+            t.insert(a.as_str().into(), None, MailboxState::default());
+        }
+        for (i, a) in addresses.iter().enumerate() {
+            assert_eq!(t.find(a), Some(i));
+        }
+        t.retain(|e| !drop_if(&e.address));
+        for a in addresses {
+            let found = t.find(a).map(|i| &*t.entries[i].address);
+            assert_eq!(found == Some(a.as_str()), !drop_if(a), "{a}");
+            assert_eq!(found.is_none(), drop_if(a), "{a}");
+        }
+        assert_eq!(t.entries.len(), addresses.iter().filter(|a| !drop_if(a)).count());
+        assert!(t.find("nobody@exempel.se").is_none());
+    }
+
+    fn names(n: usize) -> Vec<String> {
+        (0..n).map(|i| format!("user{i}@exempel.se")).collect()
+    }
+
+    #[test]
+    fn find_insert_and_remove_keep_every_address_reachable() {
+        check::<Mixed>(&names(500), |a| a.ends_with("3@exempel.se"));
+        check::<Mixed>(&names(50), |_| true);
+    }
+
+    #[test]
+    fn colliding_hashes_stay_exact_through_removals() {
+        // The slot owner (user0) goes first: a colliding address must take its place.
+        check::<Constant>(&names(40), |a| a.starts_with("user0") || a.ends_with("7@exempel.se"));
+        check::<Constant>(&names(40), |a| !a.ends_with("5@exempel.se"));
+        check::<Constant>(&names(10), |_| true);
+    }
 }

@@ -1,0 +1,483 @@
+//! The Kafka source: a consumer-group member that turns every assigned partition into one
+//! input of the pipeline and commits what the pipeline reports done.
+//!
+//! Threads: the consumer (an rdkafka `BaseConsumer`) is owned and polled by the reader
+//! thread only; rebalance callbacks run inside `poll` on that thread too.
+//!
+//! Guarantees:
+//! - At-least-once. Offsets are never auto-committed or auto-stored. An offset is committed
+//!   only when the pipeline hands back a [`CommitRequest`] for a snapshot whose records
+//!   were all processed, whose alerts and dead letters the broker acknowledged and (with a
+//!   state directory) whose checkpoint was written. Positions are a contiguous prefix per
+//!   partition (the pipeline processes a partition in offset order), so a commit is a
+//!   high-water mark.
+//! - Only partitions currently assigned are committed, so a revoked partition's position
+//!   never overwrites its new owner's.
+//! - Revocation (rebalance, or leaving the group): the partial chunks are sent, a barrier
+//!   snapshot is requested, and the callback waits for its commit (synchronous) before the
+//!   partitions are given up. Per-partition *state* handoff to another instance is not
+//!   done here: in a multi-member group, the mailboxes of a moved partition start with the
+//!   new owner's state (see the state issue).
+//! - Assignment with a checkpoint: partitions the checkpoint covers start at its offsets
+//!   (the checkpoint is written before the commit, so it is never behind the group).
+//! - Stop: when the stop flag is set (SIGINT/SIGTERM) or, with `idle_exit`, when nothing
+//!   arrived for that long, the reader stops fetching, hands over what it has, and keeps
+//!   committing the pipeline's final snapshots until the pipeline is done.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TryRecvError};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, Result};
+use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, RebalanceProtocol};
+use rdkafka::error::KafkaError;
+use rdkafka::message::Message;
+use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
+use rdkafka::types::RDKafkaRespErr;
+use rdkafka::ClientContext;
+
+use super::{Chunk, CommitRequest, Line, SourceMsg};
+use crate::decode::Format;
+use crate::metrics::Metrics;
+use crate::state::checkpoint::InputPosition;
+
+/// Bytes per chunk before it is handed over.
+const CHUNK_BYTES: usize = 1 << 18;
+/// A partial chunk is handed over at least this often, so a trickle is not delayed.
+const CHUNK_LINGER: Duration = Duration::from_millis(200);
+/// How long one poll waits for a record.
+const POLL: Duration = Duration::from_millis(100);
+/// How often an idle source nudges the pipeline (periodic commits).
+const TICK: Duration = Duration::from_secs(1);
+
+/// How to build the consumer.
+pub struct KafkaSourceConfig {
+    /// `bootstrap.servers`.
+    pub brokers: String,
+    /// `group.id`.
+    pub group_id: String,
+    /// Topics and their decoders.
+    pub topics: Vec<(String, Format)>,
+    /// Resolved `[kafka.properties]` (secrets already read).
+    pub properties: BTreeMap<String, String>,
+    /// `input.max_line_bytes`.
+    pub max_record_bytes: usize,
+    /// Stop when no record arrived for this long (tests, batch jobs); `None`: run until
+    /// stopped.
+    pub idle_exit: Option<Duration>,
+    /// How long a revocation waits for its commit.
+    pub drain_timeout: Duration,
+}
+
+/// A subscribed consumer, ready to be run on the reader thread.
+pub struct KafkaSource {
+    consumer: BaseConsumer<Ctx>,
+    stop: Arc<AtomicBool>,
+    idle_exit: Option<Duration>,
+}
+
+impl KafkaSource {
+    /// Creates the consumer and subscribes. `resume` is the checkpoint's inputs (names
+    /// `topic/partition`, `lines` = next offset), which fixes the input numbering.
+    pub fn new(cfg: KafkaSourceConfig, resume: &[InputPosition], stop: Arc<AtomicBool>, metrics: Option<Arc<Metrics>>) -> Result<Self> {
+        let mut cc = ClientConfig::new();
+        cc.set("partition.assignment.strategy", "cooperative-sticky").set("auto.offset.reset", "earliest");
+        for (k, v) in &cfg.properties {
+            cc.set(k, v);
+        }
+        cc.set("bootstrap.servers", &cfg.brokers)
+            .set("group.id", &cfg.group_id)
+            .set("enable.auto.commit", "false")
+            .set("enable.auto.offset.store", "false");
+        cc.set_log_level(RDKafkaLogLevel::Warning);
+        let mut inputs = BTreeMap::new();
+        let mut start = BTreeMap::new();
+        for (i, p) in resume.iter().enumerate() {
+            let tp = parse_input_name(&p.name).ok_or_else(|| anyhow!("the checkpoint covers input {:?}, not a Kafka partition: use a fresh --state-dir for `run`", p.name))?;
+            inputs.insert(tp.clone(), i);
+            start.insert(tp, p.lines as i64);
+        }
+        let shared = Shared {
+            formats: cfg.topics.iter().cloned().collect(),
+            max_record: cfg.max_record_bytes,
+            inputs,
+            start,
+            announced: BTreeSet::new(),
+            chunks: BTreeMap::new(),
+            last_handover: Instant::now(),
+            tx: None,
+            commits: None,
+            next_barrier: 0,
+            committed: BTreeMap::new(),
+            drain_timeout: cfg.drain_timeout,
+            metrics,
+            assigned_at: None,
+        };
+        let consumer: BaseConsumer<Ctx> = cc.create_with_context(Ctx { shared: Mutex::new(shared) }).map_err(|e| anyhow!("cannot create the Kafka consumer: {e}"))?;
+        let names: Vec<&str> = cfg.topics.iter().map(|(t, _)| t.as_str()).collect();
+        consumer.subscribe(&names).map_err(|e| anyhow!("cannot subscribe to {names:?}: {e}"))?;
+        Ok(KafkaSource { consumer, stop, idle_exit: cfg.idle_exit })
+    }
+
+    /// Polls until stopped (or idle, with `idle_exit`), sending chunks to `tx` and
+    /// committing what comes back on `commits`; returns once the pipeline has finished
+    /// (the commit channel closed) and the last commit is done.
+    pub fn run(self, tx: SyncSender<SourceMsg>, commits: Receiver<CommitRequest>) {
+        let c = &self.consumer;
+        {
+            let mut s = c.context().lock();
+            s.tx = Some(tx);
+            s.commits = Some(commits);
+        }
+        let mut last_record = Instant::now();
+        let mut last_tick = Instant::now();
+        let mut drained = false;
+        while !self.stop.load(Ordering::Relaxed) {
+            if !c.context().lock().serve_commits(c) {
+                break;
+            }
+            let polled = c.poll(POLL);
+            let mut s = c.context().lock();
+            let ok = match polled {
+                Some(Ok(m)) => {
+                    last_record = Instant::now();
+                    let (topic, partition, offset) = (m.topic().to_string(), m.partition(), m.offset());
+                    s.add(&topic, partition, offset, m.payload().unwrap_or_default())
+                }
+                Some(Err(KafkaError::PartitionEOF(_))) => true,
+                Some(Err(e)) => {
+                    tracing::warn!(error = %e, "Kafka consumer");
+                    true
+                }
+                None => {
+                    let ok = s.hand_over();
+                    // Idle counts from the later of the last record and the last assignment:
+                    // joining the group takes a while and is not idleness.
+                    let idle = s.assigned_at.map(|at| at.max(last_record).elapsed());
+                    if self.idle_exit.zip(idle).is_some_and(|(d, idle)| idle >= d) {
+                        tracing::info!("no record for the idle-exit period: input drained");
+                        drained = true;
+                        break;
+                    }
+                    ok
+                }
+            };
+            let ok = ok && (s.last_handover.elapsed() < CHUNK_LINGER || s.hand_over());
+            let ok = ok && (last_tick.elapsed() < TICK || s.send(SourceMsg::Tick));
+            if last_tick.elapsed() >= TICK {
+                last_tick = Instant::now();
+            }
+            if !ok {
+                break;
+            }
+        }
+        // Hand over what was read, tell the pipeline to finish, and commit its last
+        // snapshots until it is done.
+        let commits = {
+            let mut s = c.context().lock();
+            s.hand_over();
+            if drained {
+                s.send(SourceMsg::Drained);
+            }
+            s.tx = None;
+            s.commits.take()
+        };
+        if let Some(commits) = commits {
+            let mut last = None;
+            for req in commits {
+                if let Some(prev) = last.replace(req) {
+                    c.context().lock().commit(c, &prev, CommitMode::Async);
+                }
+            }
+            if let Some(req) = last {
+                c.context().lock().commit(c, &req, CommitMode::Sync);
+            }
+        }
+        // Leave the group now (revocation without a pipeline: nothing to drain).
+        c.unsubscribe();
+        tracing::info!("Kafka consumer stopped");
+    }
+}
+
+/// `topic/partition` → (topic, partition).
+pub fn parse_input_name(name: &str) -> Option<(String, i32)> {
+    let (t, p) = name.rsplit_once('/')?;
+    Some((t.to_string(), p.parse().ok()?))
+}
+
+/// The reader's state, reachable from the rebalance callback (same thread).
+struct Shared {
+    formats: BTreeMap<String, Format>,
+    max_record: usize,
+    /// Input index of every partition seen (or covered by the checkpoint).
+    inputs: BTreeMap<(String, i32), usize>,
+    /// Start offsets from the checkpoint.
+    start: BTreeMap<(String, i32), i64>,
+    announced: BTreeSet<usize>,
+    /// Partial chunk per input.
+    chunks: BTreeMap<usize, Chunk>,
+    last_handover: Instant,
+    tx: Option<SyncSender<SourceMsg>>,
+    commits: Option<Receiver<CommitRequest>>,
+    next_barrier: u64,
+    /// Last committed offset per partition.
+    committed: BTreeMap<(String, i32), i64>,
+    drain_timeout: Duration,
+    metrics: Option<Arc<Metrics>>,
+    /// When partitions were last assigned.
+    assigned_at: Option<Instant>,
+}
+
+impl Shared {
+    /// Sends to the pipeline; false when it is gone.
+    fn send(&mut self, msg: SourceMsg) -> bool {
+        match &self.tx {
+            Some(tx) => tx.send(msg).is_ok(),
+            None => false,
+        }
+    }
+
+    /// The input index of a partition, announcing it first if new.
+    fn input(&mut self, topic: &str, partition: i32) -> Option<usize> {
+        let key = (topic.to_string(), partition);
+        let next = self.inputs.len();
+        let idx = *self.inputs.entry(key).or_insert(next);
+        if !self.announced.contains(&idx) {
+            let format = self.formats.get(topic).copied().unwrap_or_default();
+            if !self.send(SourceMsg::Opened { input: idx, name: format!("{topic}/{partition}"), format }) {
+                return None;
+            }
+            self.announced.insert(idx);
+        }
+        Some(idx)
+    }
+
+    /// Adds one record; false when the pipeline is gone.
+    fn add(&mut self, topic: &str, partition: i32, offset: i64, payload: &[u8]) -> bool {
+        let Some(idx) = self.input(topic, partition) else { return false };
+        let line_no = offset as u64 + 1;
+        let contiguous = self.chunks.get(&idx).is_some_and(|c| c.first_line + c.lines.len() as u64 == line_no);
+        if !contiguous {
+            if let Some(old) = self.chunks.remove(&idx) {
+                if !self.send(SourceMsg::Chunk(old)) {
+                    return false;
+                }
+            }
+            let name: Arc<str> = topic.into();
+            self.chunks.insert(idx, Chunk { input: idx, name, first_line: line_no, data: Vec::new(), lines: Vec::new(), bytes_read: 0, partition: Some(partition) });
+        }
+        let chunk = self.chunks.get_mut(&idx).expect("inserted above");
+        let keep = payload.len().min(self.max_record);
+        let start = chunk.data.len();
+        chunk.data.extend_from_slice(&payload[..keep]);
+        chunk.lines.push(Line { start, end: chunk.data.len(), cut_from: (payload.len() > self.max_record).then_some(payload.len() as u64) });
+        if chunk.data.len() >= CHUNK_BYTES {
+            let full = self.chunks.remove(&idx).expect("present");
+            return self.send(SourceMsg::Chunk(full));
+        }
+        true
+    }
+
+    /// Sends every partial chunk; false when the pipeline is gone.
+    fn hand_over(&mut self) -> bool {
+        self.last_handover = Instant::now();
+        for (_, c) in std::mem::take(&mut self.chunks) {
+            if !self.send(SourceMsg::Chunk(c)) {
+                return false;
+            }
+        }
+        true
+    }
+
+    /// Commits every request waiting; false when the pipeline finished (or failed).
+    fn serve_commits(&mut self, c: &BaseConsumer<Ctx>) -> bool {
+        loop {
+            let next = match &self.commits {
+                Some(rx) => rx.try_recv(),
+                None => return false,
+            };
+            match next {
+                Ok(req) => self.commit(c, &req, CommitMode::Async),
+                Err(TryRecvError::Empty) => return true,
+                Err(TryRecvError::Disconnected) => return false,
+            }
+        }
+    }
+
+    /// Commits the positions of the partitions still assigned that moved.
+    fn commit(&mut self, c: &BaseConsumer<Ctx>, req: &CommitRequest, mode: CommitMode) {
+        let assigned: BTreeSet<(String, i32)> = match c.assignment() {
+            Ok(a) => a.elements().iter().map(|e| (e.topic().to_string(), e.partition())).collect(),
+            Err(e) => {
+                tracing::warn!(error = %e, "Kafka assignment unknown; commit skipped");
+                return;
+            }
+        };
+        let mut tpl = TopicPartitionList::new();
+        let mut moved = Vec::new();
+        for p in &req.positions {
+            let Some(tp) = parse_input_name(&p.name) else { continue };
+            let offset = p.lines as i64;
+            if p.lines == 0 || !assigned.contains(&tp) || self.committed.get(&tp) == Some(&offset) {
+                continue;
+            }
+            if tpl.add_partition_offset(&tp.0, tp.1, Offset::Offset(offset)).is_ok() {
+                moved.push((tp, offset));
+            }
+        }
+        if moved.is_empty() {
+            return;
+        }
+        match c.commit(&tpl, mode) {
+            Ok(()) => {
+                for (tp, offset) in moved {
+                    tracing::debug!(topic = %tp.0, partition = tp.1, offset, "committed");
+                    if let Some(m) = &self.metrics {
+                        let lag = c.fetch_watermarks(&tp.0, tp.1, Duration::from_millis(200)).map_or(0, |(_, high)| (high - offset).max(0));
+                        m.set_partition(&tp.0, tp.1, lag, offset);
+                    }
+                    self.committed.insert(tp, offset);
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "Kafka offset commit failed (the next commit covers it)"),
+        }
+    }
+
+    /// Before partitions are revoked: everything read is handed over, a barrier snapshot
+    /// is taken and committed synchronously, and the inputs are ended.
+    fn drain_for_revoke(&mut self, c: &BaseConsumer<Ctx>, revoked: &TopicPartitionList) {
+        if self.tx.is_none() || !self.hand_over() {
+            return;
+        }
+        let id = self.next_barrier;
+        self.next_barrier += 1;
+        if !self.send(SourceMsg::Barrier(id)) {
+            return;
+        }
+        let deadline = Instant::now() + self.drain_timeout;
+        while let Some(rx) = &self.commits {
+            match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+                Ok(req) => {
+                    let ours = req.barrier == Some(id);
+                    self.commit(c, &req, if ours { CommitMode::Sync } else { CommitMode::Async });
+                    if ours {
+                        break;
+                    }
+                }
+                Err(RecvTimeoutError::Timeout) => {
+                    tracing::warn!("revocation: the pipeline did not finish in time; the uncommitted records will be read again");
+                    break;
+                }
+                Err(RecvTimeoutError::Disconnected) => break,
+            }
+        }
+        for e in revoked.elements() {
+            let key = (e.topic().to_string(), e.partition());
+            if let Some(&idx) = self.inputs.get(&key) {
+                self.announced.remove(&idx);
+                self.committed.remove(&key);
+                if !self.send(SourceMsg::End { input: idx, error: None }) {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// The consumer context: rebalance handling.
+pub struct Ctx {
+    shared: Mutex<Shared>,
+}
+
+impl Ctx {
+    fn lock(&self) -> MutexGuard<'_, Shared> {
+        self.shared.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl ClientContext for Ctx {}
+
+impl ConsumerContext for Ctx {
+    fn rebalance(&self, c: &BaseConsumer<Self>, err: RDKafkaRespErr, tpl: &mut TopicPartitionList) {
+        let cooperative = matches!(c.rebalance_protocol(), RebalanceProtocol::Cooperative);
+        match err {
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
+                {
+                    let mut s = self.lock();
+                    for e in tpl.elements() {
+                        tracing::info!(topic = e.topic(), partition = e.partition(), "partition assigned");
+                    }
+                    let keys: Vec<(String, i32)> = tpl.elements().iter().map(|e| (e.topic().to_string(), e.partition())).collect();
+                    for key in keys {
+                        if let Some(&offset) = s.start.get(&key) {
+                            let _ = tpl.set_partition_offset(&key.0, key.1, Offset::Offset(offset));
+                        }
+                        s.input(&key.0, key.1);
+                    }
+                    s.assigned_at = Some(Instant::now());
+                }
+                let r = if cooperative { c.incremental_assign(tpl) } else { c.assign(tpl) };
+                if let Err(e) = r {
+                    tracing::error!(error = %e, "Kafka assignment failed");
+                }
+            }
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
+                for e in tpl.elements() {
+                    tracing::info!(topic = e.topic(), partition = e.partition(), "partition revoked");
+                }
+                if !c.assignment_lost() {
+                    self.lock().drain_for_revoke(c, tpl);
+                }
+                let r = if cooperative { c.incremental_unassign(tpl) } else { c.unassign() };
+                if let Err(e) = r {
+                    tracing::warn!(error = %e, "Kafka unassignment failed");
+                }
+            }
+            other => tracing::error!(error = ?other, "Kafka rebalance error"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn input_names_are_topic_slash_partition() {
+        assert_eq!(parse_input_name("mail-events/2"), Some(("mail-events".into(), 2)));
+        assert_eq!(parse_input_name("logs/mail.log"), None);
+        assert_eq!(parse_input_name("-"), None);
+    }
+
+    #[test]
+    fn records_become_contiguous_chunks_with_offset_plus_one_as_line() {
+        let (tx, rx) = std::sync::mpsc::sync_channel(16);
+        let mut s = Shared {
+            formats: [("t".to_string(), Format::Syslog)].into_iter().collect(),
+            max_record: 4,
+            inputs: BTreeMap::new(),
+            start: BTreeMap::new(),
+            announced: BTreeSet::new(),
+            chunks: BTreeMap::new(),
+            last_handover: Instant::now(),
+            tx: Some(tx),
+            commits: None,
+            next_barrier: 0,
+            committed: BTreeMap::new(),
+            drain_timeout: Duration::from_secs(1),
+            metrics: None,
+            assigned_at: None,
+        };
+        assert!(s.add("t", 1, 10, b"ab") && s.add("t", 1, 11, b"toolong") && s.add("t", 1, 13, b"c") && s.hand_over());
+        let msgs: Vec<SourceMsg> = rx.try_iter().collect();
+        assert!(matches!(&msgs[0], SourceMsg::Opened { input: 0, name, format: Format::Syslog } if name == "t/1"));
+        let SourceMsg::Chunk(a) = &msgs[1] else { panic!() };
+        assert_eq!((a.first_line, a.lines.len(), a.partition), (11, 2, Some(1)));
+        assert_eq!(a.lines[1].cut_from, Some(7), "over the limit: cut and flagged");
+        let SourceMsg::Chunk(b) = &msgs[2] else { panic!() };
+        assert_eq!(b.first_line, 14, "a gap in the offsets starts a new chunk");
+    }
+}

@@ -1,0 +1,98 @@
+//! A real Kafka-protocol broker for tests: tansu, started on a free loopback port with
+//! in-memory storage and stopped (killed) when the [`Broker`] is dropped.
+//!
+//! tansu must be installed (`.ci/run` does: `cargo install tansu --locked --features
+//! dynostore`). Without it the Kafka tests FAIL with a message saying so: they never pass
+//! silently.
+#![allow(dead_code)]
+
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A running tansu broker.
+pub struct Broker {
+    child: Child,
+    /// `127.0.0.1:PORT`.
+    pub addr: String,
+    tansu: PathBuf,
+}
+
+/// The tansu binary: on PATH, or in ~/.cargo/bin.
+fn tansu() -> PathBuf {
+    if let Ok(path) = std::env::var("PATH") {
+        for dir in std::env::split_paths(&path) {
+            let p = dir.join("tansu");
+            if p.is_file() {
+                return p;
+            }
+        }
+    }
+    if let Some(home) = std::env::var_os("HOME") {
+        let p = PathBuf::from(home).join(".cargo/bin/tansu");
+        if p.is_file() {
+            return p;
+        }
+    }
+    panic!("the Kafka tests need the tansu broker, which is not installed: run `cargo install tansu --locked --features dynostore` (as .ci/run does) and put ~/.cargo/bin on PATH");
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+impl Broker {
+    /// Starts tansu on a free loopback port and waits until it accepts connections.
+    pub fn start() -> Broker {
+        let tansu = tansu();
+        for _ in 0..5 {
+            let port = free_port();
+            let addr = format!("127.0.0.1:{port}");
+            let url = format!("tcp://{addr}");
+            let log = std::env::temp_dir().join(format!("tansu-{port}.log"));
+            let log = std::fs::File::create(&log).unwrap();
+            let child = Command::new(&tansu)
+                .args(["broker", "--listener-url", &url, "--advertised-listener-url", &url, "--storage-engine", "memory://tansu/"])
+                .stdin(Stdio::null())
+                .stdout(log.try_clone().unwrap())
+                .stderr(log)
+                .spawn()
+                .unwrap_or_else(|e| panic!("cannot start {}: {e}", tansu.display()));
+            let mut b = Broker { child, addr: addr.clone(), tansu: tansu.clone() };
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while Instant::now() < deadline {
+                if let Ok(Some(status)) = b.child.try_wait() {
+                    eprintln!("tansu exited at start ({status}); retrying on another port");
+                    break;
+                }
+                if TcpStream::connect(&addr).is_ok() {
+                    return b;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+        panic!("tansu did not start listening");
+    }
+
+    /// `tcp://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        format!("tcp://{}", self.addr)
+    }
+
+    /// Creates a topic with `partitions` partitions.
+    pub fn create_topic(&self, name: &str, partitions: u32) {
+        let out = Command::new(&self.tansu)
+            .args(["topic", "create", name, "--broker", &self.url(), "--partitions", &partitions.to_string()])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "tansu topic create {name}: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
