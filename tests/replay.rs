@@ -230,3 +230,32 @@ fn pseudonymised_alerts_name_no_person_but_keep_routing_and_the_external_domain(
     let gmail = private.iter().flat_map(|a| a["evidence"]["targets"].as_array().cloned().unwrap_or_default()).filter(|t| t.as_str().unwrap().ends_with("@gmail.com")).count();
     assert!(gmail > 0, "external domains stay visible");
 }
+
+#[test]
+fn reads_out_of_order_within_the_allowed_lateness_give_the_same_alerts_as_sorted_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = std::fs::read(sample_plain(dir.path())).unwrap();
+    let mut lines: Vec<&[u8]> = text.split(|&b| b == b'\n').filter(|l| !l.is_empty()).collect();
+    // Reverse every run of consecutive read events (access and webmail requests) that
+    // spans less than an hour: disorder well inside the 2 h allowed lateness.
+    let is_read = |l: &[u8]| {
+        let v: Option<Value> = serde_json::from_slice(l).ok();
+        v.is_some_and(|v| (v["type"] == "mailbox.access" || v["type"] == "proxy.request") && chrono::DateTime::parse_from_rfc3339(v["time"].as_str().unwrap_or("")).is_ok())
+    };
+    let mut i = 0;
+    let mut reversed_runs = 0;
+    while i < lines.len() {
+        let j = (i..lines.len()).take_while(|&k| is_read(lines[k])).take(40).count() + i;
+        let time = |l: &[u8]| chrono::DateTime::parse_from_rfc3339(serde_json::from_slice::<Value>(l).unwrap()["time"].as_str().unwrap()).unwrap();
+        if j - i > 1 && (time(lines[j - 1]) - time(lines[i])).num_seconds() < 3600 {
+            lines[i..j].reverse();
+            reversed_runs += 1;
+        }
+        i = j.max(i + 1);
+    }
+    assert!(reversed_runs > 100);
+    let shuffled = dir.path().join("shuffled.jsonl");
+    std::fs::write(&shuffled, lines.join(&b'\n')).unwrap();
+    let ids = |p: &str| alerts(&replay(dir.path(), &[], &[p]).0).iter().map(|a| a["id"].as_str().unwrap().to_string()).collect::<BTreeSet<_>>();
+    assert_eq!(ids(shuffled.to_str().unwrap()), ids(SAMPLE));
+}
