@@ -27,13 +27,12 @@
 //! Without `--bench` (as `cargo test --all-targets` runs it) it does a tiny smoke run.
 //! `BREVVAKT_BENCH_MAILBOXES` and `BREVVAKT_BENCH_DAYS` override the archive size.
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::fs::File;
 use std::hint::black_box;
 use std::io::{BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::atomic::{AtomicBool, AtomicIsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -51,35 +50,9 @@ use brevvakt::sources::SourceMsg;
 use brevvakt::state::shard::Shard;
 use brevvakt::state::Item;
 
-/// Counts live heap bytes while [`COUNTING`] is on (off during timed runs).
-struct Counting;
-
-static COUNTING: AtomicBool = AtomicBool::new(false);
-static LIVE: AtomicIsize = AtomicIsize::new(0);
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
-        if COUNTING.load(Ordering::Relaxed) {
-            LIVE.fetch_add(l.size() as isize, Ordering::Relaxed);
-        }
-        System.alloc(l)
-    }
-    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
-        if COUNTING.load(Ordering::Relaxed) {
-            LIVE.fetch_sub(l.size() as isize, Ordering::Relaxed);
-        }
-        System.dealloc(p, l)
-    }
-    unsafe fn realloc(&self, p: *mut u8, l: Layout, new: usize) -> *mut u8 {
-        if COUNTING.load(Ordering::Relaxed) {
-            LIVE.fetch_add(new as isize - l.size() as isize, Ordering::Relaxed);
-        }
-        System.realloc(p, l, new)
-    }
-}
-
-#[global_allocator]
-static ALLOC: Counting = Counting;
+#[path = "support/counting.rs"]
+mod counting;
+use counting::{COUNTING, LIVE};
 
 const CHILD: &str = "BREVVAKT_THROUGHPUT_CHILD";
 const DIR: &str = "BREVVAKT_THROUGHPUT_DIR";

@@ -10,16 +10,9 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use brevvakt::metrics::Metrics;
-use brevvakt::pipeline::{replay, Options};
-use brevvakt::roster::Roster;
-use brevvakt::sinks::dead_letter::DeadLetters;
-use brevvakt::sinks::jsonl::{AlertFormat, JsonlSink};
-use brevvakt::sources::file::Input;
-use common::{classified, forwarding, settings, tick};
+use common::{exposed, metrics_exposition as exposition};
 use serde_norway::Value as Yaml;
 
 const BIN: &str = env!("CARGO_BIN_EXE_brevvakt");
@@ -75,32 +68,7 @@ fn yaml_docs(rel: &str) -> Vec<Yaml> {
 
 // ---- metrics and endpoints ------------------------------------------------------------
 
-/// The exposition after a real pipeline run, with a Kafka partition position set (as in
-/// deploy_files.rs).
-fn exposition() -> String {
-    let metrics = Arc::new(Metrics::new());
-    let dir = tempfile::tempdir().unwrap();
-    let input = dir.path().join("events.jsonl");
-    let lines = [
-        "not json".to_string(),
-        forwarding("2026-03-02T09:00:00+01:00", "anna@exempel.se", "inbox_rule", &["anna@gmail.com"], "enabled"),
-        classified("2026-03-02T10:00:00+01:00", "m1", 3, "none", "bo@exempel.se"),
-        tick("2026-03-02T11:00:00+01:00"),
-        tick("2026-03-02T08:00:00+01:00"),
-    ];
-    std::fs::write(&input, lines.join("\n") + "\n").unwrap();
-    let sink = Box::new(JsonlSink::new(std::fs::File::create(dir.path().join("alerts.jsonl")).unwrap(), AlertFormat::Json, 0));
-    let mut dead = DeadLetters::new(&dir.path().join("dead.jsonl"));
-    let opts = Options { workers: 2, until: None, progress: None, state_dir: None, resume: None, metrics: Some(metrics.clone()) };
-    replay(Arc::new(settings()), Arc::new(Roster::default()), vec![Input::File(input)], sink, &mut dead, opts).unwrap();
-    metrics.set_partition("mail-events", 0, 12, 3400);
-    metrics.set_state_restored(true);
-    metrics.render()
-}
 
-fn exposed(text: &str) -> BTreeSet<String> {
-    text.lines().filter(|l| !l.starts_with('#') && !l.is_empty()).map(|l| l.split(['{', ' ']).next().unwrap().to_string()).collect()
-}
 
 /// Every `brevvakt_…` token of a text.
 fn referenced_metrics(text: &str) -> BTreeSet<String> {

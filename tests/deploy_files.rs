@@ -4,50 +4,14 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::sync::Arc;
 
-use brevvakt::metrics::Metrics;
-use brevvakt::pipeline::{replay, Options};
-use brevvakt::roster::Roster;
-use brevvakt::sinks::dead_letter::DeadLetters;
-use brevvakt::sinks::jsonl::{AlertFormat, JsonlSink};
-use brevvakt::sources::file::Input;
-use common::{classified, forwarding, settings, tick};
+use common::{exposed, metrics_exposition as exposition};
 use serde_json::Value;
 
 const DASHBOARD: &str = include_str!("../deploy/grafana/brevvakt-dashboard.json");
 const RULES: &str = include_str!("../deploy/prometheus/brevvakt-rules.yml");
 
-/// The exposition after a real pipeline run with metrics (and a Kafka partition position,
-/// which only the Kafka source will set).
-fn exposition() -> String {
-    let metrics = Arc::new(Metrics::new());
-    let dir = tempfile::tempdir().unwrap();
-    let input = dir.path().join("events.jsonl");
-    let lines = [
-        "not json".to_string(),
-        forwarding("2026-03-02T09:00:00+01:00", "anna@exempel.se", "inbox_rule", &["anna@gmail.com"], "enabled"),
-        classified("2026-03-02T10:00:00+01:00", "m1", 3, "none", "bo@exempel.se"),
-        tick("2026-03-02T11:00:00+01:00"),
-        tick("2026-03-02T08:00:00+01:00"),
-    ];
-    std::fs::write(&input, lines.join("\n") + "\n").unwrap();
-    let sink = Box::new(JsonlSink::new(std::fs::File::create(dir.path().join("alerts.jsonl")).unwrap(), AlertFormat::Json, 0));
-    let mut dead = DeadLetters::new(&dir.path().join("dead.jsonl"));
-    let opts = Options { workers: 2, until: None, progress: None, state_dir: None, resume: None, metrics: Some(metrics.clone()) };
-    replay(Arc::new(settings()), Arc::new(Roster::default()), vec![Input::File(input)], sink, &mut dead, opts).unwrap();
-    metrics.set_partition("mail-logs", 0, 12, 3400);
-    metrics.set_state_restored(true);
-    metrics.render()
-}
 
-/// Metric names with samples in the exposition.
-fn exposed(text: &str) -> BTreeSet<String> {
-    text.lines()
-        .filter(|l| !l.starts_with('#') && !l.is_empty())
-        .map(|l| l.split(['{', ' ']).next().unwrap().to_string())
-        .collect()
-}
 
 /// Every `brevvakt_…` name in a text.
 fn referenced(text: &str) -> BTreeSet<String> {

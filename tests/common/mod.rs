@@ -91,3 +91,34 @@ pub fn tick(time: &str) -> String {
 pub fn person(address: &str) -> RosterEntry {
     RosterEntry { address: address.into(), manager: Some("chef@exempel.se".into()), org_unit: Some("Kansliet".into()), ..RosterEntry::default() }
 }
+
+/// The exposition after a real pipeline run with metrics (and a Kafka partition position,
+/// which only the Kafka source will set).
+pub fn metrics_exposition() -> String {
+    let metrics = Arc::new(brevvakt::metrics::Metrics::new());
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("events.jsonl");
+    let lines = [
+        "not json".to_string(),
+        forwarding("2026-03-02T09:00:00+01:00", "anna@exempel.se", "inbox_rule", &["anna@gmail.com"], "enabled"),
+        classified("2026-03-02T10:00:00+01:00", "m1", 3, "none", "bo@exempel.se"),
+        tick("2026-03-02T11:00:00+01:00"),
+        tick("2026-03-02T08:00:00+01:00"),
+    ];
+    std::fs::write(&input, lines.join("\n") + "\n").unwrap();
+    let sink = Box::new(JsonlSink::new(std::fs::File::create(dir.path().join("alerts.jsonl")).unwrap(), AlertFormat::Json, 0));
+    let mut dead = DeadLetters::new(&dir.path().join("dead.jsonl"));
+    let opts = Options { workers: 2, until: None, progress: None, state_dir: None, resume: None, metrics: Some(metrics.clone()) };
+    replay(Arc::new(settings()), Arc::new(Roster::default()), vec![Input::File(input)], sink, &mut dead, opts).unwrap();
+    metrics.set_partition("mail-logs", 0, 12, 3400);
+    metrics.set_state_restored(true);
+    metrics.render()
+}
+
+/// Metric names with samples in the exposition.
+pub fn exposed(text: &str) -> std::collections::BTreeSet<String> {
+    text.lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .map(|l| l.split(['{', ' ']).next().unwrap().to_string())
+        .collect()
+}
