@@ -202,20 +202,25 @@ fn alert_ids(recs: &[Rec]) -> BTreeSet<String> {
         .collect()
 }
 
-fn setup() -> (tempfile::TempDir, Broker, Vec<Vec<u8>>) {
+/// The broker tests run one at a time: each starts its own broker, and three brokers plus
+/// three brevvakt processes on a 2-core machine starve each other.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn setup() -> (std::sync::MutexGuard<'static, ()>, tempfile::TempDir, Broker, Vec<Vec<u8>>) {
+    let guard = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let dir = tempfile::tempdir().unwrap();
     let broker = Broker::start();
     broker.create_topic(INPUT, 3);
     broker.create_topic(ALERTS, 2);
     broker.create_topic(DEAD, 1);
     let lines = stream(dir.path());
-    (dir, broker, lines)
+    (guard, dir, broker, lines)
 }
 
 #[test]
 fn kafka_run_gives_the_alerts_of_a_file_replay_and_dead_letters_bad_records() {
     let t0 = Instant::now();
-    let (dir, broker, lines) = setup();
+    let (_serial, dir, broker, lines) = setup();
     let (want, want_dead) = replay(dir.path());
     assert!(!want.is_empty() && !want_dead.is_empty());
     produce(&broker, &lines);
@@ -248,7 +253,7 @@ fn kafka_run_gives_the_alerts_of_a_file_replay_and_dead_letters_bad_records() {
 #[test]
 fn kafka_run_stopped_by_sigterm_resumes_with_its_state_and_misses_nothing() {
     let t0 = Instant::now();
-    let (dir, broker, lines) = setup();
+    let (_serial, dir, broker, lines) = setup();
     let (want, _) = replay(dir.path());
     let half = lines.len() / 2;
     produce(&broker, &lines[..half]);
@@ -288,4 +293,25 @@ fn kafka_run_stopped_by_sigterm_resumes_with_its_state_and_misses_nothing() {
     let extra: Vec<_> = got.difference(&want).collect();
     assert!(missing.is_empty() && extra.is_empty(), "after a restart: missing {missing:?}, extra {extra:?}");
     eprintln!("kafka restart: {} records, {} alerts, SIGTERM→exit {:.2} s, {:.1} s in all", lines.len(), got.len(), stop_secs, t0.elapsed().as_secs_f64());
+}
+
+#[test]
+fn a_quiet_night_closes_the_day_by_the_wall_clock_when_every_partition_is_idle() {
+    let (_serial, dir, broker, lines) = setup();
+    // Only Monday 2026-06-15 is produced; then every partition goes quiet.
+    let monday: Vec<Vec<u8>> = lines.into_iter().filter(|l| String::from_utf8_lossy(l).contains("\"time\":\"2026-06-15T")).collect();
+    assert!(monday.len() > 100);
+    produce(&broker, &monday);
+    let cfg = config(dir.path(), &broker, "brevvakt-quiet-night");
+    let text = std::fs::read_to_string(&cfg).unwrap().replace("idle_timeout = \"15m\"", "idle_timeout = \"1s\"");
+    std::fs::write(&cfg, text).unwrap();
+    let (status, stderr) = wait(run(dir.path(), &cfg, &["--idle-exit", "6"]), Duration::from_secs(120));
+    assert!(status.success(), "{stderr}");
+    // Tuesday has no event at all: only the wall clock can have closed it.
+    let tuesday = consume_all(&broker, ALERTS)
+        .iter()
+        .map(|r| serde_json::from_slice::<serde_json::Value>(&r.value).unwrap())
+        .filter(|a| a["rule"] == "mailbox_not_read" && a["day"] == "2026-06-16")
+        .count();
+    assert!(tuesday > 0, "no day was closed by the wall clock:\n{stderr}");
 }

@@ -525,6 +525,18 @@ impl<'a> Stage<'a> {
             }
             self.idle.insert(input);
         }
+        self.follow_wall_clock_when_all_idle();
+    }
+
+    /// Live mode: when every input is idle, the wall clock (minus the allowed lateness)
+    /// stands in for event time, so a quiet night still closes the day.
+    fn follow_wall_clock_when_all_idle(&mut self) {
+        let all_idle = !self.watermark_inputs.is_empty() && self.watermark_inputs.keys().all(|i| self.idle.contains(i));
+        if self.live.is_some() && all_idle {
+            let lateness = chrono::Duration::from_std(self.settings.config.reading.allowed_lateness).unwrap_or_default();
+            self.watermark.advance_to(Utc::now() - lateness);
+            self.check_close();
+        }
     }
 
     fn end_input(&mut self, input: usize, error: Option<String>) {
