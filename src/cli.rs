@@ -255,13 +255,14 @@ fn settings(path: Option<&Path>) -> Result<std::result::Result<Settings, ExitCod
 }
 
 fn replay(a: ReplayArgs) -> Result<ExitCode> {
-    let settings = match settings(a.config.as_deref())? {
+    let mut settings = match settings(a.config.as_deref())? {
         Ok(s) => s,
         Err(code) => return Ok(code),
     };
+    override_roster(&mut settings, a.roster.as_deref())?;
     // The endpoint comes up first, so health and readiness can be read during start-up.
     let endpoint = a.metrics_addr.map(start_endpoint).transpose()?;
-    let roster = load_roster(a.roster.clone().or_else(|| settings.roster_path()))?;
+    let roster = load_roster(settings.roster_path())?;
     let inputs = order_by_first_time(expand(&a.paths)?, settings.config.input.format, &settings.decode_options());
     let total: u64 = inputs.iter().filter_map(|i| match i {
         crate::sources::file::Input::File(p) => std::fs::metadata(p).ok().map(|m| m.len()),
@@ -301,7 +302,7 @@ fn replay(a: ReplayArgs) -> Result<ExitCode> {
 
 fn run(a: RunArgs) -> Result<ExitCode> {
     use std::sync::atomic::{AtomicBool, Ordering};
-    let settings = match settings(Some(&a.config))? {
+    let mut settings = match settings(Some(&a.config))? {
         Ok(s) => s,
         Err(code) => return Ok(code),
     };
@@ -340,7 +341,8 @@ fn run(a: RunArgs) -> Result<ExitCode> {
     })?;
     let addr = (!a.no_metrics).then(|| a.metrics_addr.unwrap_or(settings.config.output.metrics_addr));
     let endpoint = addr.map(start_endpoint).transpose()?;
-    let roster = load_roster(a.roster.clone().or_else(|| settings.roster_path()))?;
+    override_roster(&mut settings, a.roster.as_deref())?;
+    let roster = load_roster(settings.roster_path())?;
     let state_dir = a.state_dir.clone().or_else(|| settings.config.state.dir.clone());
     let resume = match &state_dir {
         Some(dir) => crate::state::checkpoint::load_newest(dir)?,
@@ -384,6 +386,14 @@ fn start_endpoint(addr: std::net::SocketAddr) -> Result<(Arc<crate::metrics::Met
     let metrics = Arc::new(crate::metrics::Metrics::new());
     let server = crate::http::Server::start(addr, metrics.clone())?;
     Ok((metrics, server))
+}
+
+/// `--roster` replaces `roster.path` (as an absolute path: it is reloaded on change).
+fn override_roster(settings: &mut Settings, roster: Option<&Path>) -> Result<()> {
+    if let Some(r) = roster {
+        settings.config.roster.path = Some(std::path::absolute(r)?);
+    }
+    Ok(())
 }
 
 fn load_roster(path: Option<PathBuf>) -> Result<Roster> {

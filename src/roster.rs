@@ -17,7 +17,8 @@
 //! | exemptions | date ranges (inclusive) with a reason; *without* a delegate the duty is lifted (e.g. a union representative whose mail cannot be delegated); *with* a delegate the duty stays and the delegate's reads count (absence alone never lifts it) |
 //!
 //! Guarantees: a roster is loaded whole or refused with the line and reason of the first
-//! problem; addresses and user ids are normalised like event addresses. Not guaranteed:
+//! problem (a refused *reload* leaves the previous roster in force); it is reloaded on
+//! SIGHUP and when its file changes ([`Reloader`]); addresses and user ids are normalised like event addresses. Not guaranteed:
 //! that the roster is complete — mailboxes missing from it can be discovered from the
 //! stream (see `reading.discover_mailboxes`).
 
@@ -203,6 +204,11 @@ impl Roster {
         Ok(Roster::new(entries))
     }
 
+    /// The position in [`Roster::entries`] of the entry for an address or alias.
+    pub fn index_of(&self, address: &str) -> Option<usize> {
+        self.by_address.get(address).copied()
+    }
+
     /// The entry for an address or alias.
     pub fn get(&self, address: &str) -> Option<&RosterEntry> {
         self.by_address.get(address).map(|&i| &self.entries[i])
@@ -222,6 +228,54 @@ impl Roster {
     pub fn entries(&self) -> &[RosterEntry] {
         &self.entries
     }
+}
+
+/// Watches the roster file: a reload is due after SIGHUP or when the file's modification
+/// time changes (checked at most once a second, so the hot path pays nothing).
+pub struct Reloader {
+    path: std::path::PathBuf,
+    hup: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    modified: Option<std::time::SystemTime>,
+    checked: std::time::Instant,
+}
+
+impl Reloader {
+    /// Watches `path` and listens for SIGHUP.
+    pub fn new(path: std::path::PathBuf) -> std::io::Result<Self> {
+        let hup = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        signal_hook::flag::register(signal_hook::consts::SIGHUP, hup.clone())?;
+        let modified = modified(&path);
+        Ok(Reloader { path, hup, modified, checked: std::time::Instant::now() })
+    }
+
+    /// The new roster when a reload is due and the file loads; a file that does not load
+    /// is reported and the previous roster stays in force.
+    pub fn poll(&mut self) -> Option<Roster> {
+        let signalled = self.hup.swap(false, std::sync::atomic::Ordering::Relaxed);
+        if !signalled && self.checked.elapsed() < std::time::Duration::from_secs(1) {
+            return None;
+        }
+        self.checked = std::time::Instant::now();
+        let now = modified(&self.path);
+        if !signalled && now == self.modified {
+            return None;
+        }
+        self.modified = now;
+        match Roster::load(&self.path) {
+            Ok(r) => {
+                tracing::info!(roster = %self.path.display(), mailboxes = r.entries().len(), "roster reloaded");
+                Some(r)
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "roster reload refused; the previous roster stays in force");
+                None
+            }
+        }
+    }
+}
+
+fn modified(path: &Path) -> Option<std::time::SystemTime> {
+    std::fs::metadata(path).and_then(|m| m.modified()).ok()
 }
 
 fn parse_jsonl(text: &str) -> Result<Vec<RosterEntry>, (u64, String)> {

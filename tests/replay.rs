@@ -259,3 +259,38 @@ fn reads_out_of_order_within_the_allowed_lateness_give_the_same_alerts_as_sorted
     let ids = |p: &str| alerts(&replay(dir.path(), &[], &[p]).0).iter().map(|a| a["id"].as_str().unwrap().to_string()).collect::<BTreeSet<_>>();
     assert_eq!(ids(shuffled.to_str().unwrap()), ids(SAMPLE));
 }
+
+#[test]
+fn the_roster_is_reloaded_on_sighup_and_on_change() {
+    let dir = tempfile::tempdir().unwrap();
+    let roster = dir.path().join("roster.csv");
+    let header = "address,kind,owners,members,manager,org_unit,aliases,exemptions\n";
+    std::fs::write(&roster, format!("{header}bo@exempel.se,individual,,,chef@exempel.se,Kansliet,,\n")).unwrap();
+    let dead = dir.path().join("dead.jsonl");
+    let mut child = Command::new(BIN)
+        .args(["replay", "--quiet", "--roster", roster.to_str().unwrap(), "--dead-letter", dead.to_str().unwrap(), "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Let it start and watch the roster, then add anna and signal.
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    std::fs::write(&roster, format!("{header}bo@exempel.se,individual,,,chef@exempel.se,Kansliet,,\nanna@exempel.se,individual,,,chef@exempel.se,Kansliet,,\n")).unwrap();
+    Command::new("kill").args(["-HUP", &child.id().to_string()]).status().unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let tick = |t: &str| json!({"type":"mailbox.access","time":t,"mailbox":"bo@exempel.se","user":"bo@exempel.se","protocol":"imap","result":"success"}).to_string();
+    let mut stdin = child.stdin.take().unwrap();
+    writeln!(stdin, "{}\n{}", tick("2026-03-02T08:00:00+01:00"), tick("2026-03-04T12:00:00+01:00")).unwrap();
+    drop(stdin);
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("roster reloaded"), "{stderr}");
+    let anna: BTreeSet<String> = alerts(&String::from_utf8(out.stdout).unwrap())
+        .into_iter()
+        .filter(|a| a["mailbox"] == "anna@exempel.se")
+        .map(|a| a["day"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(anna, BTreeSet::from(["2026-03-02".to_string(), "2026-03-03".to_string()]), "anna, added by the reload, is held to the duty");
+}

@@ -360,6 +360,7 @@ fn status_name(s: Status) -> &'static str {
 /// The decode-and-route stage, on the calling thread.
 struct Stage<'a> {
     settings: Arc<Settings>,
+    reloader: Option<crate::roster::Reloader>,
     router: Router,
     watermark: Watermark,
     decoders: BTreeMap<usize, Box<dyn Decoder>>,
@@ -402,7 +403,15 @@ impl<'a> Stage<'a> {
             Some(cp) => cp.inputs.clone(),
             None => names.into_iter().map(|name| InputPosition { name, lines: 0, done: false }).collect(),
         };
+        let reloader = settings.roster_path().and_then(|p| match crate::roster::Reloader::new(p) {
+            Ok(r) => Some(r),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot watch the roster: it will not be reloaded");
+                None
+            }
+        });
         Stage {
+            reloader,
             watermark: cp.map_or_else(|| Watermark::new(settings.config.reading.allowed_lateness), |c| c.watermark.clone()),
             router: Router::new(settings.clone(), roster, cp.map(|c| c.router.clone()).unwrap_or_default()),
             watermark_inputs: cp.map(|c| c.watermark_inputs.clone()).unwrap_or_default(),
@@ -454,6 +463,7 @@ impl<'a> Stage<'a> {
             if let Some(r) = &self.reporter {
                 r.metrics().set_sources_connected(true);
             }
+            self.reload_roster();
             match msg {
                 SourceMsg::Chunk(c) => self.chunk(&c)?,
                 SourceMsg::End { input, error } => self.end_input(input, error),
@@ -478,6 +488,17 @@ impl<'a> Stage<'a> {
         self.flush(self.checkpoints)?;
         self.workers.clear();
         Ok(())
+    }
+
+    /// Swaps in a reloaded roster at this stream position: the router uses it from the next
+    /// event on, and every shard receives it in order with its items.
+    fn reload_roster(&mut self) {
+        let Some(roster) = self.reloader.as_mut().and_then(crate::roster::Reloader::poll) else { return };
+        let roster = Arc::new(roster);
+        self.router.set_roster(roster.clone());
+        for p in &mut self.pending {
+            p.push(Item::Roster(roster.clone()));
+        }
     }
 
     fn finish(mut self) -> Summary {

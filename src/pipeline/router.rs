@@ -50,6 +50,11 @@ impl Router {
         Router { settings, roster, state, delegated_to }
     }
 
+    /// Uses a reloaded roster from the next event on.
+    pub fn set_roster(&mut self, roster: Arc<Roster>) {
+        self.roster = roster;
+    }
+
     /// The state to checkpoint.
     pub fn state(&self) -> &RouterState {
         &self.state

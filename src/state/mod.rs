@@ -42,6 +42,8 @@ pub enum Item {
         /// The last day now closed.
         through: NaiveDate,
     },
+    /// The roster was reloaded (SIGHUP or file change): from here on, use this one.
+    Roster(std::sync::Arc<crate::roster::Roster>),
 }
 
 /// An alert with its position in the stream, so alerts from many shards can be merged

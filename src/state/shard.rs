@@ -89,6 +89,18 @@ impl Shard {
                 self.close_through(through);
                 out.extend(self.scratch.drain(..).map(|alert| Ordered { seq, phase: 1, alert }));
             }
+            Item::Roster(roster) => self.replace_roster(roster),
+        }
+    }
+
+    /// Takes on a reloaded roster: entries are re-linked, new roster mailboxes adopted.
+    fn replace_roster(&mut self, roster: Arc<Roster>) {
+        self.roster = roster;
+        for e in &mut self.mailboxes.entries {
+            e.roster = roster_index(&self.roster, &e.address);
+        }
+        if self.closed_through.is_some() {
+            self.adopt_roster();
         }
     }
 
@@ -162,12 +174,9 @@ fn ctx(settings: &Settings, closed_through: Option<NaiveDate>, first_day: Option
 }
 
 /// The position of `address`'s roster entry in `roster.entries()`, looked up once when the
-/// mailbox's state is created (the roster of a shard never changes).
+/// mailbox's state is created and again when the roster is replaced.
 fn roster_index(roster: &Roster, address: &str) -> Option<u32> {
-    let entry = roster.get(address)?;
-    let size = std::mem::size_of::<crate::roster::RosterEntry>().max(1);
-    let offset = (entry as *const crate::roster::RosterEntry as usize).wrapping_sub(roster.entries().as_ptr() as usize) / size;
-    u32::try_from(offset).ok().filter(|&i| roster.entries().get(i as usize).is_some_and(|e| std::ptr::eq(e, entry)))
+    roster.index_of(address).and_then(|i| u32::try_from(i).ok())
 }
 
 fn roster_entry(roster: &Roster, index: Option<u32>) -> Option<&crate::roster::RosterEntry> {
