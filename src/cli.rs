@@ -343,14 +343,8 @@ fn run(a: RunArgs) -> Result<ExitCode> {
     let endpoint = addr.map(start_endpoint).transpose()?;
     override_roster(&mut settings, a.roster.as_deref())?;
     let roster = load_roster(settings.roster_path())?;
+    // State is restored per partition, when the partition is assigned (see sources::kafka).
     let state_dir = a.state_dir.clone().or_else(|| settings.config.state.dir.clone());
-    let resume = match &state_dir {
-        Some(dir) => crate::state::checkpoint::load_newest(dir)?,
-        None => None,
-    };
-    if let Some(cp) = &resume {
-        tracing::info!(seq = cp.seq, "resuming from checkpoint");
-    }
     if let Some((m, _)) = &endpoint {
         m.set_state_restored(true);
     }
@@ -363,13 +357,13 @@ fn run(a: RunArgs) -> Result<ExitCode> {
         max_record_bytes: settings.config.input.max_line_bytes,
         idle_exit: a.idle_exit.map(std::time::Duration::from_secs_f64),
         drain_timeout: k.shutdown_timeout,
+        state_dir: state_dir.clone(),
     };
-    let positions = resume.as_ref().map(|c| c.inputs.clone()).unwrap_or_default();
-    let source = crate::sources::kafka::KafkaSource::new(cfg, &positions, stop.clone(), metrics.clone())?;
-    let alerts = crate::sinks::kafka::KafkaAlertSink::new(crate::sinks::kafka::producer(&k.brokers, &properties)?, &k.alerts_topic, k.alert_format, resume.as_ref().map_or(0, |c| c.alerts_bytes));
+    let source = crate::sources::kafka::KafkaSource::new(cfg, stop.clone(), metrics.clone())?;
+    let alerts = crate::sinks::kafka::KafkaAlertSink::new(crate::sinks::kafka::producer(&k.brokers, &properties)?, &k.alerts_topic, k.alert_format, 0);
     let mut dead = crate::sinks::kafka::KafkaDeadLetters::new(crate::sinks::kafka::producer(&k.brokers, &properties)?, &k.dead_letter_topic);
     let workers = a.workers.unwrap_or_else(|| settings.workers());
-    let opts = Options { workers, until: a.until, progress: None, state_dir, resume, metrics };
+    let opts = Options { workers, until: a.until, progress: None, state_dir, resume: None, metrics };
     tracing::info!(brokers = %k.brokers, group = %k.group_id, topics = ?k.topics.iter().map(|t| &t.name).collect::<Vec<_>>(), "consuming");
     let source = crate::pipeline::Source::Kafka { source, commit_interval: k.commit_interval };
     let alerts = settings.private_sink(Box::new(alerts))?;
@@ -441,6 +435,9 @@ pub fn render_summary(s: &Summary, dead_path: &Path) -> String {
         out += &format!("  {:<18}{n:>10}\n", r.as_str());
     }
     out += &format!("late events       {:>10}\n", s.late);
+    if s.foreign > 0 {
+        out += &format!("foreign events    {:>10}  (mailboxes another instance owns)\n", s.foreign);
+    }
     out += &format!("alerts            {:>10}\n", s.alerts.values().sum::<u64>());
     for ((rule, status), n) in &s.alerts {
         out += &format!("  {:<28}{n:>10}\n", format!("{} ({status})", rule.as_str()));

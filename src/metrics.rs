@@ -12,6 +12,8 @@
 //! | `brevvakt_decode_errors_total` | counter | `source`, `reason` | records that could not be decoded |
 //! | `brevvakt_dead_letters_total` | counter | — | records written to the dead-letter file |
 //! | `brevvakt_late_events_total` | counter | `source` | events older than the watermark when they arrived |
+//! | `brevvakt_foreign_events_total` | counter | — | events about mailboxes whose partition another instance owns (not applied here) |
+//! | `brevvakt_kafka_miskeyed_records_total` | counter | `reason` (`unkeyed`, `other_partition`) | Kafka records not keyed by a mailbox of their partition |
 //! | `brevvakt_alerts_total` | counter | `rule`, `severity`, `status` | alerts written |
 //! | `brevvakt_open_findings` | gauge | `rule` | findings opened and not yet resolved by this process |
 //! | `brevvakt_watermark_seconds` | gauge | — | event-time watermark, unix seconds (absent until the first event) |
@@ -96,6 +98,8 @@ pub struct Metrics {
     decode_errors: IntCounterVec,
     late: IntCounterVec,
     dead_letters: IntCounter,
+    foreign: IntCounter,
+    miskeyed: IntCounterVec,
     alerts: IntCounterVec,
     open_findings: IntGaugeVec,
     watermark: GaugeVec,
@@ -152,6 +156,12 @@ impl Readiness {
     }
 }
 
+fn counter(r: &Registry, name: &str, help: &str) -> IntCounter {
+    let c = IntCounter::new(name, help).expect("valid metric definition");
+    r.register(Box::new(c.clone())).expect("metric registered once");
+    c
+}
+
 fn counter_vec(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
     let v = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric definition");
     r.register(Box::new(v.clone())).expect("metric registered once");
@@ -190,11 +200,9 @@ impl Metrics {
             events: counter_vec(&r, "brevvakt_events_total", "Events decoded, by input kind and event type.", &["source", "type"]),
             decode_errors: counter_vec(&r, "brevvakt_decode_errors_total", "Records that could not be decoded, by input kind and reason.", &["source", "reason"]),
             late: counter_vec(&r, "brevvakt_late_events_total", "Events older than the watermark when they arrived (still applied).", &["source"]),
-            dead_letters: {
-                let c = IntCounter::new("brevvakt_dead_letters_total", "Records written to the dead-letter file.").expect("valid metric definition");
-                r.register(Box::new(c.clone())).expect("metric registered once");
-                c
-            },
+            dead_letters: counter(&r, "brevvakt_dead_letters_total", "Records written to the dead-letter file."),
+            foreign: counter(&r, "brevvakt_foreign_events_total", "Events about mailboxes whose partition another instance of the group owns (not applied here)."),
+            miskeyed: counter_vec(&r, "brevvakt_kafka_miskeyed_records_total", "Kafka records without a key, or keyed by a mailbox of another partition (producers must key by mailbox).", &["reason"]),
             alerts: counter_vec(&r, "brevvakt_alerts_total", "Alerts written, by rule, severity and status (open or resolved).", &["rule", "severity", "status"]),
             open_findings: gauge_vec(&r, "brevvakt_open_findings", "Findings opened and not yet resolved during this process's life, by rule.", &["rule"]),
             watermark: float_gauge(&r, "brevvakt_watermark_seconds", "Event-time watermark (unix seconds): the stream is complete up to here."),
@@ -287,6 +295,12 @@ impl Metrics {
     }
 
     // ── updates ──
+
+    /// A Kafka record without a key (`unkeyed`) or keyed for another partition
+    /// (`other_partition`).
+    pub fn count_miskeyed(&self, reason: &'static str) {
+        self.miskeyed.with_label_values(&[reason]).inc();
+    }
 
     /// Consumer position of one Kafka partition (defined now; the Kafka source calls it).
     pub fn set_partition(&self, topic: &str, partition: i32, lag: i64, committed_offset: i64) {
@@ -409,12 +423,14 @@ pub struct Totals {
     pub late: u64,
     /// Records dead-lettered.
     pub dead_letters: u64,
+    /// Events about mailboxes another instance owns.
+    pub foreign: u64,
 }
 
 impl Totals {
     /// The totals of a run summary so far, with the dead-letter count.
     pub fn of(s: &RunSummary, dead_letters: u64) -> Totals {
-        let mut t = Totals { records: s.records, bytes: s.bytes, late: s.late, dead_letters, ..Totals::default() };
+        let mut t = Totals { records: s.records, bytes: s.bytes, late: s.late, dead_letters, foreign: s.foreign, ..Totals::default() };
         for (name, n) in &s.events {
             if let Some(i) = EVENT_TYPES.iter().position(|x| x == name) {
                 t.events[i] = *n;
@@ -486,6 +502,7 @@ impl StageReporter {
             }
         };
         inc(&self.metrics.dead_letters, now.dead_letters, last.dead_letters);
+        inc(&self.metrics.foreign, now.foreign, last.foreign);
         let Some(c) = &self.current else { return };
         inc(&c.records, now.records, last.records);
         inc(&c.bytes, now.bytes, last.bytes);

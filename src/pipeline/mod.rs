@@ -29,6 +29,13 @@
 //! `--until` applies in Kafka mode only when the source reports it was drained (idle exit),
 //! never after a stop by signal.
 //!
+//! Consumer groups (Kafka): the source tells which partitions this instance owns
+//! ([`SourceMsg::Owned`]); events about mailboxes of other partitions are counted
+//! (`foreign`) and not applied, shards judge only owned mailboxes, and checkpoints are
+//! written per owned partition (see `state::checkpoint`). A partition taken over arrives
+//! as [`SourceMsg::Restore`]: its positions, delegations and mailboxes are taken on at that
+//! stream position.
+//!
 //! Metrics (with [`Options::metrics`]): the stage pushes its running totals once per batch,
 //! the workers their state size, the collector alert counts and latencies. When the input
 //! is idle the partial batch is handed out at once, so alerts and figures never wait for a
@@ -60,6 +67,7 @@ use crate::sources::file::{read_all, Input};
 use crate::sources::kafka::KafkaSource;
 use crate::sources::{Chunk, CommitRequest, SourceMsg};
 use crate::state::checkpoint::{self, Checkpoint, InputPosition};
+use crate::state::ownership::Ownership;
 use crate::state::shard::Shard;
 use crate::state::{shard_of, Item, Ordered};
 use router::{Router, RouterState};
@@ -94,6 +102,8 @@ pub struct Summary {
     pub bad: BTreeMap<ErrorReason, u64>,
     /// Events older than the watermark when they arrived.
     pub late: u64,
+    /// Events about mailboxes whose partition another instance owns (not applied).
+    pub foreign: u64,
     /// Alerts written, by rule and status.
     pub alerts: BTreeMap<(Rule, &'static str), u64>,
     /// Inputs that could not be read to the end, with the error.
@@ -156,6 +166,8 @@ struct Snapshot {
     dead_letter_bytes: u64,
     router: RouterState,
     watermark: Watermark,
+    /// With a consumer group: the partitions owned, each checkpointed on its own.
+    ownership: Option<Arc<Ownership>>,
 }
 
 /// A worker's part of a checkpoint.
@@ -345,8 +357,19 @@ fn write_checkpoint(dir: &std::path::Path, alerts_bytes: u64, done: Pending) -> 
         first_day,
         mailboxes,
     };
-    let path = checkpoint::write(dir, &cp)?;
-    tracing::debug!(checkpoint = %path.display(), seq = cp.seq, "checkpoint written");
+    match &snap.ownership {
+        None => {
+            let path = checkpoint::write(dir, &cp)?;
+            tracing::debug!(checkpoint = %path.display(), seq = cp.seq, "checkpoint written");
+        }
+        Some(own) => {
+            for &partition in own.owned() {
+                let part = cp.of_partition(partition, own);
+                let path = checkpoint::write(&checkpoint::partition_dir(dir, partition), &part)?;
+                tracing::debug!(checkpoint = %path.display(), partition, "partition checkpoint written");
+            }
+        }
+    }
     Ok(())
 }
 
@@ -393,6 +416,8 @@ struct Stage<'a> {
     /// Metrics: totals pushed per batch, and when the records of the next batch arrived.
     reporter: Option<StageReporter>,
     arrivals: Arrivals,
+    /// With a consumer group: the partitions owned (`None`: every mailbox is ours).
+    ownership: Option<Arc<Ownership>>,
 }
 
 impl<'a> Stage<'a> {
@@ -440,6 +465,8 @@ impl<'a> Stage<'a> {
             reporter: opts.metrics.clone().map(|m| StageReporter::new(m, Totals { dead_letters: dead.count(), ..Totals::default() })),
             dead,
             arrivals: Arrivals::default(),
+            // A live (Kafka) instance owns nothing until partitions are assigned.
+            ownership: live.map(|_| Arc::new(Ownership::new(1, Default::default()))),
         }
     }
 
@@ -479,6 +506,8 @@ impl<'a> Stage<'a> {
                     self.flush(true)?;
                 }
                 SourceMsg::Drained => self.drained = true,
+                SourceMsg::Owned(own) => self.own(own),
+                SourceMsg::Restore(cp) => self.restore(*cp),
             }
         }
         if let Some(t) = until.filter(|_| self.live.is_none() || self.drained) {
@@ -498,6 +527,32 @@ impl<'a> Stage<'a> {
         self.router.set_roster(roster.clone());
         for p in &mut self.pending {
             p.push(Item::Roster(roster.clone()));
+        }
+    }
+
+    /// Takes on a new set of owned partitions, in stream position: every shard drops the
+    /// mailboxes of partitions given up (after the checkpoint that handed them over).
+    fn own(&mut self, own: Ownership) {
+        tracing::info!(partitions = ?own.owned(), of = own.partitions(), "owned partitions");
+        let own = Arc::new(own);
+        self.router.retain(|m| own.owns(m));
+        for p in &mut self.pending {
+            p.push(Item::Own(own.clone()));
+        }
+        self.ownership = Some(own);
+    }
+
+    /// Takes on a partition's checkpoint: its positions, delegations and mailboxes.
+    fn restore(&mut self, cp: Checkpoint) {
+        for p in &cp.inputs {
+            if let Some(pos) = self.positions.iter_mut().find(|x| x.name == p.name) {
+                pos.lines = p.lines;
+            }
+        }
+        self.router.take_over(&cp.router);
+        let checkpoint = Arc::new(cp);
+        for p in &mut self.pending {
+            p.push(Item::Restore { seq: self.seq, checkpoint: checkpoint.clone() });
         }
     }
 
@@ -651,6 +706,10 @@ impl<'a> Stage<'a> {
             let ev = Arc::new(ev);
             self.router.route(&ev, &mut self.routed);
             for routed in self.routed.drain(..) {
+                if self.ownership.as_ref().is_some_and(|o| !o.owns(&routed.mailbox)) {
+                    self.summary.foreign += 1;
+                    continue;
+                }
                 let shard = shard_of(&routed.mailbox, n);
                 self.pending[shard].push(Item::Event { seq: self.seq, routed });
             }
@@ -692,6 +751,7 @@ impl<'a> Stage<'a> {
             dead_letter_bytes: self.dead.position(),
             router: self.router.state().clone(),
             watermark: self.watermark.clone(),
+            ownership: self.ownership.clone(),
         }))
     }
 

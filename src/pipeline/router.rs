@@ -29,6 +29,17 @@ pub struct RouterState {
     pub delegates: BTreeMap<String, BTreeSet<String>>,
 }
 
+/// user → mailboxes delegated to them.
+fn reverse(state: &RouterState) -> HashMap<String, BTreeSet<String>> {
+    let mut delegated_to: HashMap<String, BTreeSet<String>> = HashMap::new();
+    for (mailbox, users) in &state.delegates {
+        for u in users {
+            delegated_to.entry(u.clone()).or_default().insert(mailbox.clone());
+        }
+    }
+    delegated_to
+}
+
 /// Routes events to mailboxes.
 pub struct Router {
     settings: Arc<Settings>,
@@ -41,13 +52,21 @@ pub struct Router {
 impl Router {
     /// A router over the configuration and roster, continuing from `state`.
     pub fn new(settings: Arc<Settings>, roster: Arc<Roster>, state: RouterState) -> Self {
-        let mut delegated_to: HashMap<String, BTreeSet<String>> = HashMap::new();
-        for (mailbox, users) in &state.delegates {
-            for u in users {
-                delegated_to.entry(u.clone()).or_default().insert(mailbox.clone());
-            }
-        }
+        let delegated_to = reverse(&state);
         Router { settings, roster, state, delegated_to }
+    }
+
+    /// Takes on the delegations of a partition taken over (they replace what is known of
+    /// its mailboxes).
+    pub fn take_over(&mut self, state: &RouterState) {
+        self.state.delegates.extend(state.delegates.iter().map(|(m, u)| (m.clone(), u.clone())));
+        self.delegated_to = reverse(&self.state);
+    }
+
+    /// Keeps only the delegations of mailboxes for which `keep` is true (partitions given up).
+    pub fn retain(&mut self, keep: impl Fn(&str) -> bool) {
+        self.state.delegates.retain(|m, _| keep(m));
+        self.delegated_to = reverse(&self.state);
     }
 
     /// Uses a reloaded roster from the next event on.

@@ -13,18 +13,29 @@
 //!   high-water mark.
 //! - Only partitions currently assigned are committed, so a revoked partition's position
 //!   never overwrites its new owner's.
+//! - State follows the partition (see `state::ownership`): the instance owns the mailboxes
+//!   of the partition numbers assigned to it and tells the pipeline ([`SourceMsg::Owned`]).
+//!   All input topics must have the same partition count (checked at start) and be
+//!   co-located: with more than one topic the default assignor is `range`, which assigns
+//!   the same partition numbers of every topic to one member; with one topic it is
+//!   `cooperative-sticky`, which moves the fewest partitions.
 //! - Revocation (rebalance, or leaving the group): the partial chunks are sent, a barrier
-//!   snapshot is requested, and the callback waits for its commit (synchronous) before the
-//!   partitions are given up. Per-partition *state* handoff to another instance is not
-//!   done here: in a multi-member group, the mailboxes of a moved partition start with the
-//!   new owner's state (see the state issue).
-//! - Assignment with a checkpoint: partitions the checkpoint covers start at its offsets
-//!   (the checkpoint is written before the commit, so it is never behind the group).
+//!   snapshot is requested, and the callback waits for its commit (synchronous; with a
+//!   state directory the partition checkpoints are written first) before the partitions
+//!   are given up and their mailboxes dropped.
+//! - Assignment with a state directory: a partition whose checkpoint exists (written by
+//!   its previous owner, or by this instance before a restart) starts at the checkpoint's
+//!   offsets, and its state is handed to the pipeline ([`SourceMsg::Restore`]). The
+//!   checkpoint is written before the commit, so it is never behind the group.
+//! - Keys: a record without a key, or whose key hashes (murmur2, Kafka's default
+//!   partitioner) to another partition, is counted (`brevvakt_kafka_miskeyed_records_total`)
+//!   and processed.
 //! - Stop: when the stop flag is set (SIGINT/SIGTERM) or, with `idle_exit`, when nothing
 //!   arrived for that long, the reader stops fetching, hands over what it has, and keeps
 //!   committing the pipeline's final snapshots until the pipeline is done.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TryRecvError};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -42,7 +53,8 @@ use rdkafka::ClientContext;
 use super::{Chunk, CommitRequest, Line, SourceMsg};
 use crate::decode::Format;
 use crate::metrics::Metrics;
-use crate::state::checkpoint::InputPosition;
+use crate::state::checkpoint::{self, Checkpoint};
+use crate::state::ownership::{partition_of, Ownership};
 
 /// Bytes per chunk before it is handed over.
 const CHUNK_BYTES: usize = 1 << 18;
@@ -70,6 +82,8 @@ pub struct KafkaSourceConfig {
     pub idle_exit: Option<Duration>,
     /// How long a revocation waits for its commit.
     pub drain_timeout: Duration,
+    /// The (shared) state directory holding the partition checkpoints.
+    pub state_dir: Option<PathBuf>,
 }
 
 /// A subscribed consumer, ready to be run on the reader thread.
@@ -80,11 +94,11 @@ pub struct KafkaSource {
 }
 
 impl KafkaSource {
-    /// Creates the consumer and subscribes. `resume` is the checkpoint's inputs (names
-    /// `topic/partition`, `lines` = next offset), which fixes the input numbering.
-    pub fn new(cfg: KafkaSourceConfig, resume: &[InputPosition], stop: Arc<AtomicBool>, metrics: Option<Arc<Metrics>>) -> Result<Self> {
+    /// Creates the consumer, checks that the topics are co-partitioned, and subscribes.
+    pub fn new(cfg: KafkaSourceConfig, stop: Arc<AtomicBool>, metrics: Option<Arc<Metrics>>) -> Result<Self> {
         let mut cc = ClientConfig::new();
-        cc.set("partition.assignment.strategy", "cooperative-sticky").set("auto.offset.reset", "earliest");
+        let assignor = if cfg.topics.len() > 1 { "range" } else { "cooperative-sticky" };
+        cc.set("partition.assignment.strategy", assignor).set("auto.offset.reset", "earliest");
         for (k, v) in &cfg.properties {
             cc.set(k, v);
         }
@@ -93,18 +107,13 @@ impl KafkaSource {
             .set("enable.auto.commit", "false")
             .set("enable.auto.offset.store", "false");
         cc.set_log_level(RDKafkaLogLevel::Warning);
-        let mut inputs = BTreeMap::new();
-        let mut start = BTreeMap::new();
-        for (i, p) in resume.iter().enumerate() {
-            let tp = parse_input_name(&p.name).ok_or_else(|| anyhow!("the checkpoint covers input {:?}, not a Kafka partition: use a fresh --state-dir for `run`", p.name))?;
-            inputs.insert(tp.clone(), i);
-            start.insert(tp, p.lines as i64);
-        }
         let shared = Shared {
             formats: cfg.topics.iter().cloned().collect(),
             max_record: cfg.max_record_bytes,
-            inputs,
-            start,
+            inputs: BTreeMap::new(),
+            partitions: 1,
+            state_dir: cfg.state_dir,
+            assigned: BTreeSet::new(),
             announced: BTreeSet::new(),
             chunks: BTreeMap::new(),
             last_handover: Instant::now(),
@@ -118,6 +127,7 @@ impl KafkaSource {
         };
         let consumer: BaseConsumer<Ctx> = cc.create_with_context(Ctx { shared: Mutex::new(shared) }).map_err(|e| anyhow!("cannot create the Kafka consumer: {e}"))?;
         let names: Vec<&str> = cfg.topics.iter().map(|(t, _)| t.as_str()).collect();
+        consumer.context().lock().partitions = co_partitioned(&consumer, &names)?;
         consumer.subscribe(&names).map_err(|e| anyhow!("cannot subscribe to {names:?}: {e}"))?;
         Ok(KafkaSource { consumer, stop, idle_exit: cfg.idle_exit })
     }
@@ -145,6 +155,7 @@ impl KafkaSource {
                 Some(Ok(m)) => {
                     last_record = Instant::now();
                     let (topic, partition, offset) = (m.topic().to_string(), m.partition(), m.offset());
+                    s.check_key(partition, m.key());
                     s.add(&topic, partition, offset, m.payload().unwrap_or_default())
                 }
                 Some(Err(KafkaError::PartitionEOF(_))) => true,
@@ -202,6 +213,24 @@ impl KafkaSource {
     }
 }
 
+/// The partition count shared by every topic; an error names the topics that differ.
+fn co_partitioned(c: &BaseConsumer<Ctx>, topics: &[&str]) -> Result<u32> {
+    let mut counts = BTreeMap::new();
+    for t in topics {
+        let md = c.fetch_metadata(Some(t), Duration::from_secs(10)).map_err(|e| anyhow!("kafka.topics: cannot read the metadata of {t:?}: {e}"))?;
+        let n = md.topics().first().map_or(0, |m| m.partitions().len());
+        if n == 0 {
+            return Err(anyhow!("kafka.topics: topic {t:?} does not exist (or has no partitions)"));
+        }
+        counts.insert(t.to_string(), n as u32);
+    }
+    let distinct: BTreeSet<u32> = counts.values().copied().collect();
+    if distinct.len() > 1 {
+        return Err(anyhow!("kafka.topics: the input topics must have the same partition count (state follows the partition, keyed by mailbox), found {counts:?}"));
+    }
+    Ok(distinct.into_iter().next().unwrap_or(1))
+}
+
 /// `topic/partition` → (topic, partition).
 pub fn parse_input_name(name: &str) -> Option<(String, i32)> {
     let (t, p) = name.rsplit_once('/')?;
@@ -212,10 +241,14 @@ pub fn parse_input_name(name: &str) -> Option<(String, i32)> {
 struct Shared {
     formats: BTreeMap<String, Format>,
     max_record: usize,
-    /// Input index of every partition seen (or covered by the checkpoint).
+    /// Input index of every partition seen.
     inputs: BTreeMap<(String, i32), usize>,
-    /// Start offsets from the checkpoint.
-    start: BTreeMap<(String, i32), i64>,
+    /// The partition count of every input topic.
+    partitions: u32,
+    /// Where partition checkpoints are.
+    state_dir: Option<PathBuf>,
+    /// The partitions assigned now.
+    assigned: BTreeSet<(String, i32)>,
     announced: BTreeSet<usize>,
     /// Partial chunk per input.
     chunks: BTreeMap<usize, Chunk>,
@@ -253,6 +286,66 @@ impl Shared {
             self.announced.insert(idx);
         }
         Some(idx)
+    }
+
+    /// The partition numbers owned now.
+    fn ownership(&self) -> Ownership {
+        Ownership::new(self.partitions, self.assigned.iter().map(|(_, p)| *p as u32).collect())
+    }
+
+    /// Counts a record that is not keyed by a mailbox of its partition.
+    fn check_key(&self, partition: i32, key: Option<&[u8]>) {
+        let Some(m) = &self.metrics else { return };
+        match key.map(|k| String::from_utf8_lossy(k)) {
+            None => m.count_miskeyed("unkeyed"),
+            Some(k) if partition_of(&k, self.partitions) != partition as u32 => m.count_miskeyed("other_partition"),
+            Some(_) => {}
+        }
+    }
+
+    /// New partitions: their inputs announced, their checkpoints (if any) loaded and their
+    /// start offsets set in `tpl`; then the new ownership and the restored states are sent.
+    fn take_assignment(&mut self, tpl: &mut TopicPartitionList) {
+        let before = self.ownership();
+        let keys: Vec<(String, i32)> = tpl.elements().iter().map(|e| (e.topic().to_string(), e.partition())).collect();
+        for key in &keys {
+            tracing::info!(topic = %key.0, partition = key.1, "partition assigned");
+            self.input(&key.0, key.1);
+            self.assigned.insert(key.clone());
+        }
+        let own = self.ownership();
+        let new: Vec<u32> = own.owned().difference(before.owned()).copied().collect();
+        let restored: Vec<Checkpoint> = new.iter().filter_map(|&p| self.load_partition(p)).collect();
+        for cp in &restored {
+            for p in &cp.inputs {
+                if let Some((t, n)) = parse_input_name(&p.name).filter(|k| keys.contains(k)) {
+                    let _ = tpl.set_partition_offset(&t, n, Offset::Offset(p.lines as i64));
+                }
+            }
+        }
+        if own != before {
+            self.send(SourceMsg::Owned(own));
+        }
+        for cp in restored {
+            self.send(SourceMsg::Restore(Box::new(cp)));
+        }
+        self.assigned_at = Some(Instant::now());
+    }
+
+    /// The newest valid checkpoint of partition `p` in the state directory.
+    fn load_partition(&self, p: u32) -> Option<Checkpoint> {
+        let dir = self.state_dir.as_ref()?;
+        match checkpoint::load_partition(dir, p) {
+            Ok(Some(cp)) => {
+                tracing::info!(partition = p, offsets = ?cp.inputs.iter().map(|i| (&i.name, i.lines)).collect::<Vec<_>>(), "partition state restored");
+                Some(cp)
+            }
+            Ok(None) => None,
+            Err(e) => {
+                tracing::error!(partition = p, error = %format!("{e:#}"), "partition checkpoint refused; the partition starts from the committed offset without state");
+                None
+            }
+        }
     }
 
     /// Adds one record; false when the pipeline is gone.
@@ -346,9 +439,9 @@ impl Shared {
         }
     }
 
-    /// Before partitions are revoked: everything read is handed over, a barrier snapshot
-    /// is taken and committed synchronously, and the inputs are ended.
-    fn drain_for_revoke(&mut self, c: &BaseConsumer<Ctx>, revoked: &TopicPartitionList) {
+    /// Before partitions are revoked: everything read is handed over, and a barrier
+    /// snapshot is taken (checkpointing every owned partition) and committed synchronously.
+    fn drain_for_revoke(&mut self, c: &BaseConsumer<Ctx>) {
         if self.tx.is_none() || !self.hand_over() {
             return;
         }
@@ -374,15 +467,23 @@ impl Shared {
                 Err(RecvTimeoutError::Disconnected) => break,
             }
         }
+    }
+
+    /// Gives up revoked partitions: their inputs end, and the pipeline drops their mailboxes.
+    fn release(&mut self, revoked: &TopicPartitionList) {
+        let before = self.ownership();
         for e in revoked.elements() {
             let key = (e.topic().to_string(), e.partition());
+            self.assigned.remove(&key);
             if let Some(&idx) = self.inputs.get(&key) {
                 self.announced.remove(&idx);
                 self.committed.remove(&key);
-                if !self.send(SourceMsg::End { input: idx, error: None }) {
-                    return;
-                }
+                self.send(SourceMsg::End { input: idx, error: None });
             }
+        }
+        let own = self.ownership();
+        if own != before {
+            self.send(SourceMsg::Owned(own));
         }
     }
 }
@@ -405,20 +506,7 @@ impl ConsumerContext for Ctx {
         let cooperative = matches!(c.rebalance_protocol(), RebalanceProtocol::Cooperative);
         match err {
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
-                {
-                    let mut s = self.lock();
-                    for e in tpl.elements() {
-                        tracing::info!(topic = e.topic(), partition = e.partition(), "partition assigned");
-                    }
-                    let keys: Vec<(String, i32)> = tpl.elements().iter().map(|e| (e.topic().to_string(), e.partition())).collect();
-                    for key in keys {
-                        if let Some(&offset) = s.start.get(&key) {
-                            let _ = tpl.set_partition_offset(&key.0, key.1, Offset::Offset(offset));
-                        }
-                        s.input(&key.0, key.1);
-                    }
-                    s.assigned_at = Some(Instant::now());
-                }
+                self.lock().take_assignment(tpl);
                 let r = if cooperative { c.incremental_assign(tpl) } else { c.assign(tpl) };
                 if let Err(e) = r {
                     tracing::error!(error = %e, "Kafka assignment failed");
@@ -428,9 +516,12 @@ impl ConsumerContext for Ctx {
                 for e in tpl.elements() {
                     tracing::info!(topic = e.topic(), partition = e.partition(), "partition revoked");
                 }
+                let mut s = self.lock();
                 if !c.assignment_lost() {
-                    self.lock().drain_for_revoke(c, tpl);
+                    s.drain_for_revoke(c);
                 }
+                s.release(tpl);
+                drop(s);
                 let r = if cooperative { c.incremental_unassign(tpl) } else { c.unassign() };
                 if let Err(e) = r {
                     tracing::warn!(error = %e, "Kafka unassignment failed");
@@ -459,7 +550,9 @@ mod tests {
             formats: [("t".to_string(), Format::Syslog)].into_iter().collect(),
             max_record: 4,
             inputs: BTreeMap::new(),
-            start: BTreeMap::new(),
+            partitions: 1,
+            state_dir: None,
+            assigned: BTreeSet::new(),
             announced: BTreeSet::new(),
             chunks: BTreeMap::new(),
             last_handover: Instant::now(),

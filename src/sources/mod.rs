@@ -74,6 +74,12 @@ pub enum SourceMsg {
     Barrier(u64),
     /// The source is drained (not merely stopped): `--until` may be applied at the end.
     Drained,
+    /// The partitions this instance owns changed (a consumer-group rebalance). Sent after
+    /// the `Opened` of new partitions and after the `End` of revoked ones.
+    Owned(crate::state::ownership::Ownership),
+    /// A partition taken over: the checkpoint its previous owner (or this instance, before
+    /// a restart) wrote for it. Sent after the `Owned` that includes it.
+    Restore(Box<crate::state::checkpoint::Checkpoint>),
 }
 
 /// Sent back to a live source once everything before a snapshot is done: every record

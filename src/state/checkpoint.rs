@@ -17,6 +17,14 @@
 //!   boundary were flushed to the sink before the checkpoint was written.
 //!
 //! The newest [`KEEP`] checkpoints are kept.
+//!
+//! Partition checkpoints (`run` against Kafka): the state of each partition this instance
+//! owns goes to `partition-<n>/` of the state directory, which instances of one consumer
+//! group share (a shared file system): [`Checkpoint::of_partition`] cuts one out of a whole
+//! snapshot and [`load_partition`] gives the new owner of a partition the newest valid one.
+//! Their `seq` is the sum of the partition's input offsets, so files written by different
+//! instances order by stream position; temporary files carry the writer's process id, and
+//! loading a shared partition directory never removes another instance's temporary file.
 
 use std::collections::BTreeMap;
 use std::fs::{self, File};
@@ -31,6 +39,8 @@ use sha2::{Digest, Sha256};
 use crate::detect::MailboxState;
 use crate::pipeline::router::RouterState;
 use crate::pipeline::watermark::Watermark;
+use crate::sources::kafka::parse_input_name;
+use crate::state::ownership::Ownership;
 
 /// The format version this build writes and reads.
 pub const FORMAT_VERSION: u32 = 1;
@@ -83,7 +93,7 @@ pub fn write(dir: &Path, cp: &Checkpoint) -> Result<PathBuf> {
     let payload = zstd::encode_all(json.as_slice(), 3)?;
     let digest = hex(&Sha256::digest(&payload));
     let name = format!("checkpoint-{:020}.bvck", cp.seq);
-    let tmp = dir.join(format!(".{name}.tmp"));
+    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
     let mut f = File::create(&tmp).with_context(|| format!("cannot write checkpoint in {}", dir.display()))?;
     writeln!(f, "{MAGIC} {FORMAT_VERSION} {} {digest}", payload.len())?;
     f.write_all(&payload)?;
@@ -102,6 +112,61 @@ pub fn load_newest(dir: &Path) -> Result<Option<Checkpoint>> {
         return Ok(None);
     }
     remove_temporaries(dir)?;
+    newest_valid(dir)
+}
+
+/// The directory of partition `partition`'s checkpoints under the state directory `dir`.
+pub fn partition_dir(dir: &Path, partition: u32) -> PathBuf {
+    dir.join(format!("partition-{partition}"))
+}
+
+/// Loads the newest valid checkpoint of a partition, if any (leaving temporary files alone:
+/// another instance may be writing).
+pub fn load_partition(dir: &Path, partition: u32) -> Result<Option<Checkpoint>> {
+    let dir = partition_dir(dir, partition);
+    if !dir.exists() {
+        return Ok(None);
+    }
+    newest_valid(&dir)
+}
+
+impl Checkpoint {
+    /// The part of this checkpoint that belongs to partition `partition`: its inputs (of
+    /// every topic), its mailboxes and their delegations.
+    pub fn of_partition(&self, partition: u32, ownership: &Ownership) -> Checkpoint {
+        let ours = |mailbox: &str| ownership.partition_of(mailbox) == partition;
+        let inputs: Vec<InputPosition> = self.inputs.iter().filter(|p| parse_input_name(&p.name).is_some_and(|(_, n)| n as u32 == partition)).cloned().collect();
+        let mut router = self.router.clone();
+        router.delegates.retain(|m, _| ours(m));
+        Checkpoint {
+            seq: inputs.iter().map(|p| p.lines).sum(),
+            inputs,
+            watermark_inputs: BTreeMap::new(),
+            router,
+            mailboxes: self.mailboxes.iter().filter(|(m, _)| ours(m)).cloned().collect(),
+            ..self.clone_header()
+        }
+    }
+
+    /// Everything but the per-input and per-mailbox parts.
+    fn clone_header(&self) -> Checkpoint {
+        Checkpoint {
+            version: self.version,
+            seq: self.seq,
+            inputs: Vec::new(),
+            watermark_inputs: BTreeMap::new(),
+            alerts_bytes: self.alerts_bytes,
+            dead_letter_bytes: self.dead_letter_bytes,
+            router: RouterState::default(),
+            watermark: self.watermark.clone(),
+            closed_through: self.closed_through,
+            first_day: self.first_day,
+            mailboxes: Vec::new(),
+        }
+    }
+}
+
+fn newest_valid(dir: &Path) -> Result<Option<Checkpoint>> {
     for path in list(dir)?.into_iter().rev() {
         match read(&path) {
             Ok(cp) => return Ok(Some(cp)),
@@ -182,10 +247,11 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn sample(seq: u64) -> Checkpoint {
+    /// A small checkpoint at `seq`.
+    pub(crate) fn sample(seq: u64) -> Checkpoint {
         Checkpoint {
             version: FORMAT_VERSION,
             seq,
@@ -238,8 +304,35 @@ mod tests {
     #[test]
     fn leftover_temporary_files_are_removed() {
         let dir = tempfile::tempdir().unwrap();
-        fs::write(dir.path().join(".checkpoint-00000000000000000001.bvck.tmp"), b"half").unwrap();
+        fs::write(dir.path().join(".checkpoint-00000000000000000001.bvck.77.tmp"), b"half").unwrap();
         assert!(load_newest(dir.path()).unwrap().is_none());
         assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn a_partition_checkpoint_holds_only_that_partitions_inputs_and_mailboxes() {
+        let own = Ownership::new(2, [0, 1].into_iter().collect());
+        let boxes: Vec<String> = (0..20).map(|i| format!("user{i}@kommun.se")).collect();
+        let mut cp = sample(0);
+        cp.inputs = vec![
+            InputPosition { name: "mail/0".into(), lines: 7, done: false },
+            InputPosition { name: "mail/1".into(), lines: 9, done: false },
+            InputPosition { name: "proxy/1".into(), lines: 4, done: false },
+        ];
+        cp.mailboxes = boxes.iter().map(|b| (b.clone(), MailboxState::default())).collect();
+        cp.router.delegates = boxes.iter().map(|b| (b.clone(), ["delegate".to_string()].into())).collect();
+        let one = cp.of_partition(1, &own);
+        assert_eq!(one.inputs.iter().map(|p| p.name.as_str()).collect::<Vec<_>>(), ["mail/1", "proxy/1"]);
+        assert_eq!(one.seq, 13, "ordered by the partition's stream position");
+        assert!(!one.mailboxes.is_empty() && one.mailboxes.iter().all(|(m, _)| own.partition_of(m) == 1));
+        assert_eq!(one.mailboxes.len() + cp.of_partition(0, &own).mailboxes.len(), boxes.len());
+        assert!(one.router.delegates.keys().all(|m| own.partition_of(m) == 1));
+        let dir = tempfile::tempdir().unwrap();
+        write(&partition_dir(dir.path(), 1), &one).unwrap();
+        let writing = partition_dir(dir.path(), 1).join(".checkpoint-00000000000000000020.bvck.9.tmp");
+        fs::write(&writing, b"another instance is writing").unwrap();
+        assert_eq!(load_partition(dir.path(), 1).unwrap().unwrap().seq, 13);
+        assert!(writing.exists(), "another instance's temporary file is left alone");
+        assert!(load_partition(dir.path(), 0).unwrap().is_none());
     }
 }

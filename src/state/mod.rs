@@ -6,6 +6,7 @@
 //! shard in the order the router produced them.
 
 pub mod checkpoint;
+pub mod ownership;
 pub mod shard;
 
 use chrono::NaiveDate;
@@ -44,6 +45,16 @@ pub enum Item {
     },
     /// The roster was reloaded (SIGHUP or file change): from here on, use this one.
     Roster(std::sync::Arc<crate::roster::Roster>),
+    /// The partitions this instance owns changed (Kafka consumer group): drop the
+    /// mailboxes of partitions given up, adopt the roster mailboxes of new ones.
+    Own(std::sync::Arc<ownership::Ownership>),
+    /// A partition taken over: its checkpointed mailboxes, from their previous owner.
+    Restore {
+        /// Stream sequence number at which the partition was taken over.
+        seq: u64,
+        /// The partition's checkpoint.
+        checkpoint: std::sync::Arc<checkpoint::Checkpoint>,
+    },
 }
 
 /// An alert with its position in the stream, so alerts from many shards can be merged

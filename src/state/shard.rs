@@ -6,6 +6,12 @@
 //! are not on the roster, not on legal hold and have seen no event for `state.retention`
 //! is dropped. Durability: [`Shard::export`] and [`Shard::restore`] give the state to and
 //! take it from a checkpoint (see `checkpoint`).
+//!
+//! With several instances in a consumer group ([`Ownership`]): only owned mailboxes are
+//! adopted from the roster and judged; a partition given up drops its mailboxes (after the
+//! checkpoint that hands them over), and a partition taken over brings its checkpointed
+//! mailboxes, whose days between the old owner's last close and this shard's are judged
+//! at once (each mailbox judges a day at most once, so nothing is judged twice).
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
@@ -14,6 +20,7 @@ use std::sync::Arc;
 use chrono::{Days, NaiveDate};
 
 use super::checkpoint::Checkpoint;
+use super::ownership::Ownership;
 use super::{shard_of, Item, Ordered};
 use crate::alert::Alert;
 use crate::config::Settings;
@@ -32,13 +39,18 @@ pub struct Shard {
     closed_through: Option<NaiveDate>,
     first_day: Option<NaiveDate>,
     scratch: Vec<Alert>,
+    /// The mailboxes this instance owns; `None`: all of them (a single instance).
+    ownership: Option<Arc<Ownership>>,
+    /// Restored mailboxes still to be judged up to `closed_through` once it is known,
+    /// with the first day their old owner had not judged.
+    catch_up: Vec<(Box<str>, NaiveDate)>,
 }
 
 impl Shard {
     /// Shard `index` of `count`.
     pub fn new(index: usize, count: usize, settings: Arc<Settings>, roster: Arc<Roster>) -> Self {
         let detectors = Detectors::new(&settings);
-        Shard { index, count, settings, roster, detectors, mailboxes: Table::default(), closed_through: None, first_day: None, scratch: Vec::new() }
+        Shard { index, count, settings, roster, detectors, mailboxes: Table::default(), closed_through: None, first_day: None, scratch: Vec::new(), ownership: None, catch_up: Vec::new() }
     }
 
     /// Takes on the mailboxes of a checkpoint that belong to this shard.
@@ -47,13 +59,7 @@ impl Shard {
         self.first_day = cp.first_day;
         for (address, st) in &cp.mailboxes {
             if shard_of(address, self.count) == self.index {
-                match self.mailboxes.find(address) {
-                    Some(i) => self.mailboxes.entries[i].state = st.clone(),
-                    None => {
-                        let roster = roster_index(&self.roster, address);
-                        self.mailboxes.insert(address.as_str().into(), roster, st.clone());
-                    }
-                }
+                self.put(address, st.clone());
             }
         }
     }
@@ -90,7 +96,81 @@ impl Shard {
                 out.extend(self.scratch.drain(..).map(|alert| Ordered { seq, phase: 1, alert }));
             }
             Item::Roster(roster) => self.replace_roster(roster),
+            Item::Own(ownership) => self.own(ownership),
+            Item::Restore { seq, checkpoint } => {
+                self.take_over(&checkpoint);
+                out.extend(self.scratch.drain(..).map(|alert| Ordered { seq, phase: 1, alert }));
+            }
         }
+    }
+
+    /// Takes on a new set of owned partitions: mailboxes of partitions given up are
+    /// dropped (their checkpoint was written before this item), new roster mailboxes adopted.
+    fn own(&mut self, ownership: Arc<Ownership>) {
+        self.mailboxes.retain(|e| ownership.owns(&e.address));
+        self.catch_up.retain(|(a, _)| ownership.owns(a));
+        self.ownership = Some(ownership);
+        if self.closed_through.is_some() {
+            self.adopt_roster();
+        }
+    }
+
+    fn owns(&self, address: &str) -> bool {
+        self.ownership.as_ref().is_none_or(|o| o.owns(address))
+    }
+
+    /// Takes on the mailboxes of a partition checkpoint written by their previous owner,
+    /// and judges the days it had not judged that this shard has already closed.
+    fn take_over(&mut self, cp: &Checkpoint) {
+        let from = cp.closed_through.and_then(|d| d.checked_add_days(Days::new(1)));
+        self.first_day = match (self.first_day, cp.first_day) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        for (address, st) in &cp.mailboxes {
+            if shard_of(address, self.count) != self.index || !self.owns(address) {
+                continue;
+            }
+            self.put(address, st.clone());
+            if let Some(from) = from {
+                self.catch_up.push((address.as_str().into(), from));
+            }
+        }
+        if self.closed_through.is_some() {
+            self.judge_caught_up();
+        }
+    }
+
+    /// Replaces (or creates) `address`'s state.
+    fn put(&mut self, address: &str, st: MailboxState) {
+        match self.mailboxes.find(address) {
+            Some(i) => self.mailboxes.entries[i].state = st,
+            None => {
+                let roster = roster_index(&self.roster, address);
+                self.mailboxes.insert(address.into(), roster, st);
+            }
+        }
+    }
+
+    /// Judges restored mailboxes from their old owner's first open day through this
+    /// shard's last closed day.
+    fn judge_caught_up(&mut self) {
+        let Some(through) = self.closed_through else { return };
+        for (address, from) in std::mem::take(&mut self.catch_up) {
+            for day in from.iter_days().take_while(|d| *d <= through) {
+                self.judge(&address, day);
+            }
+        }
+    }
+
+    /// Judges one day for one mailbox (a mailbox never judges a day twice).
+    fn judge(&mut self, address: &str, day: NaiveDate) {
+        let Some(i) = self.mailboxes.find(address) else { return };
+        let required = self.settings.calendar.is_required(day).unwrap_or(false);
+        let Some(ctx) = ctx(&self.settings, self.closed_through, self.first_day) else { return };
+        let e = &mut self.mailboxes.entries[i];
+        let mb = Mailbox { address: &e.address, entry: roster_entry(&self.roster, e.roster) };
+        self.detectors.on_day_closed(&ctx, mb, &mut e.state, day, required, &mut self.scratch);
     }
 
     /// Takes on a reloaded roster: entries are re-linked, new roster mailboxes adopted.
@@ -129,15 +209,18 @@ impl Shard {
     /// Sets the starting point and takes on the shard's roster mailboxes.
     fn start(&mut self, before_first: NaiveDate) {
         self.closed_through = Some(before_first);
-        self.first_day = before_first.checked_add_days(Days::new(1));
+        let first = before_first.checked_add_days(Days::new(1));
+        // Restored partitions may know an earlier first day.
+        self.first_day = self.first_day.min(first).or(first);
         self.adopt_roster();
+        self.judge_caught_up();
     }
 
     /// Creates state for roster mailboxes of this shard that have none (at the start, and
     /// after a restore or a roster change).
     fn adopt_roster(&mut self) {
         for e in self.roster.entries() {
-            if shard_of(&e.address, self.count) == self.index && self.mailboxes.find(&e.address).is_none() {
+            if shard_of(&e.address, self.count) == self.index && self.owns(&e.address) && self.mailboxes.find(&e.address).is_none() {
                 let roster = roster_index(&self.roster, &e.address);
                 self.mailboxes.insert(e.address.as_str().into(), roster, MailboxState::default());
             }
@@ -365,6 +448,50 @@ mod tests {
 
     fn names(n: usize) -> Vec<String> {
         (0..n).map(|i| format!("user{i}@exempel.se")).collect()
+    }
+
+    fn roster_of(addresses: &[&str]) -> Arc<Roster> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("roster.csv");
+        let rows: String = addresses.iter().map(|a| format!("{a},individual,{a},,,Enhet,,\n")).collect();
+        std::fs::write(&path, format!("address,kind,owners,members,manager,org_unit,aliases,exemptions\n{rows}")).unwrap();
+        Arc::new(Roster::load(&path).unwrap())
+    }
+
+    fn not_read_days(alerts: &[Ordered]) -> Vec<String> {
+        alerts.iter().filter(|o| o.alert.rule == crate::alert::Rule::MailboxNotRead).filter_map(|o| o.alert.day.map(|d| d.to_string())).collect()
+    }
+
+    #[test]
+    fn a_partition_taken_over_is_judged_for_the_days_its_old_owner_left_and_never_twice() {
+        let anna = "anna@exempel.se";
+        let roster = roster_of(&[anna]);
+        let settings = Arc::new(Settings::default_settings());
+        let own = Arc::new(Ownership::new(1, [0].into_iter().collect()));
+        let day = |d: u32| NaiveDate::from_ymd_opt(2026, 11, d).unwrap();
+        // The old owner started on Sunday the 15th and judged Monday the 16th: not read.
+        let mut old = Shard::new(0, 1, settings.clone(), roster.clone());
+        let mut out = Vec::new();
+        old.apply(Item::Own(own.clone()), &mut out);
+        old.apply(Item::Close { seq: 1, through: day(15) }, &mut out);
+        old.apply(Item::Close { seq: 2, through: day(16) }, &mut out);
+        assert_eq!(not_read_days(&out), ["2026-11-16"]);
+        let (closed_through, first_day) = old.days();
+        let cp = Checkpoint { closed_through, first_day, mailboxes: old.export(), ..crate::state::checkpoint::tests::sample(2) };
+        // The new owner has already closed through Wednesday the 18th.
+        let mut new = Shard::new(0, 1, settings, Arc::new(Roster::default()));
+        let mut out = Vec::new();
+        new.apply(Item::Close { seq: 1, through: day(17) }, &mut out);
+        new.apply(Item::Close { seq: 2, through: day(18) }, &mut out);
+        new.apply(Item::Roster(roster), &mut out);
+        new.apply(Item::Own(own), &mut out);
+        out.clear();
+        new.apply(Item::Restore { seq: 3, checkpoint: Arc::new(cp) }, &mut out);
+        assert_eq!(not_read_days(&out), ["2026-11-17", "2026-11-18"], "Tuesday and Wednesday judged at take-over, Monday not again");
+        let consecutive: Vec<_> = out.iter().filter_map(|o| o.alert.evidence.consecutive_missed).collect();
+        assert_eq!(consecutive, [2, 3], "the old owner's count goes on");
+        new.apply(Item::Close { seq: 4, through: day(19) }, &mut out);
+        assert_eq!(not_read_days(&out).len(), 3, "Thursday once");
     }
 
     #[test]
