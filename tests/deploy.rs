@@ -422,9 +422,9 @@ fn the_kubernetes_manifests_have_a_statefulset_configmap_and_service() {
     let cm = find("ConfigMap");
     let svc = find("Service");
     let spec = &sts["spec"];
-    assert_eq!(spec["replicas"].as_u64(), Some(1), "replicas: 1 until state handoff exists");
+    assert_eq!(spec["replicas"].as_u64(), Some(1), "replicas: 1 with per-pod state volumes");
     let sts_text = read("deploy/kubernetes/statefulset.yaml");
-    assert!(sts_text.contains("handoff") && sts_text.contains("partition"), "the replicas comment explains partitions and handoff");
+    assert!(sts_text.contains("ReadWriteMany") && sts_text.contains("partition"), "the replicas comment explains that state follows the partition through a shared volume");
     assert_eq!(spec["serviceName"].as_str(), svc["metadata"]["name"].as_str(), "serviceName is the Service");
     assert_eq!(svc["spec"]["clusterIP"].as_str(), Some("None"), "headless Service for stable identity");
     // Selector matches the pod labels, and the Service selects the pods.
