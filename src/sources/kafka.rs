@@ -101,14 +101,8 @@ impl KafkaSource {
             start.insert(tp, p.lines as i64);
         }
         let shared = Shared {
-            formats: cfg.topics.iter().cloned().collect(),
-            max_record: cfg.max_record_bytes,
-            inputs,
+            out: Chunker::new(cfg.topics.iter().cloned().collect(), cfg.max_record_bytes, inputs),
             start,
-            announced: BTreeSet::new(),
-            chunks: BTreeMap::new(),
-            last_handover: Instant::now(),
-            tx: None,
             commits: None,
             next_barrier: 0,
             committed: BTreeMap::new(),
@@ -129,7 +123,7 @@ impl KafkaSource {
         let c = &self.consumer;
         {
             let mut s = c.context().lock();
-            s.tx = Some(tx);
+            s.out.connect(tx);
             s.commits = Some(commits);
         }
         let mut last_record = Instant::now();
@@ -145,7 +139,7 @@ impl KafkaSource {
                 Some(Ok(m)) => {
                     last_record = Instant::now();
                     let (topic, partition, offset) = (m.topic().to_string(), m.partition(), m.offset());
-                    s.add(&topic, partition, offset, m.payload().unwrap_or_default())
+                    s.out.add(&topic, partition, offset, m.payload().unwrap_or_default())
                 }
                 Some(Err(KafkaError::PartitionEOF(_))) => true,
                 Some(Err(e)) => {
@@ -153,7 +147,7 @@ impl KafkaSource {
                     true
                 }
                 None => {
-                    let ok = s.hand_over();
+                    let ok = s.out.hand_over();
                     // Idle counts from the later of the last record and the last assignment:
                     // joining the group takes a while and is not idleness.
                     let idle = s.assigned_at.map(|at| at.max(last_record).elapsed());
@@ -165,8 +159,8 @@ impl KafkaSource {
                     ok
                 }
             };
-            let ok = ok && (s.last_handover.elapsed() < CHUNK_LINGER || s.hand_over());
-            let ok = ok && (last_tick.elapsed() < TICK || s.send(SourceMsg::Tick));
+            let ok = ok && (!s.out.handover_due() || s.out.hand_over());
+            let ok = ok && (last_tick.elapsed() < TICK || s.out.send(SourceMsg::Tick));
             if last_tick.elapsed() >= TICK {
                 last_tick = Instant::now();
             }
@@ -178,11 +172,11 @@ impl KafkaSource {
         // snapshots until it is done.
         let commits = {
             let mut s = c.context().lock();
-            s.hand_over();
+            s.out.hand_over();
             if drained {
-                s.send(SourceMsg::Drained);
+                s.out.send(SourceMsg::Drained);
             }
-            s.tx = None;
+            s.out.disconnect();
             s.commits.take()
         };
         if let Some(commits) = commits {
@@ -208,32 +202,50 @@ pub fn parse_input_name(name: &str) -> Option<(String, i32)> {
     Some((t.to_string(), p.parse().ok()?))
 }
 
-/// The reader's state, reachable from the rebalance callback (same thread).
-struct Shared {
+/// Turns partitions' records into the pipeline's messages: each partition is announced
+/// once as an input (`topic/partition`, with its topic's decoder), and its records become
+/// chunks of contiguous offsets (line = offset + 1; a gap starts a new chunk), records over
+/// the limit cut and flagged. Used by the group consumer and by the replay reader.
+pub(super) struct Chunker {
     formats: BTreeMap<String, Format>,
     max_record: usize,
     /// Input index of every partition seen (or covered by the checkpoint).
     inputs: BTreeMap<(String, i32), usize>,
-    /// Start offsets from the checkpoint.
-    start: BTreeMap<(String, i32), i64>,
     announced: BTreeSet<usize>,
     /// Partial chunk per input.
     chunks: BTreeMap<usize, Chunk>,
     last_handover: Instant,
     tx: Option<SyncSender<SourceMsg>>,
-    commits: Option<Receiver<CommitRequest>>,
-    next_barrier: u64,
-    /// Last committed offset per partition.
-    committed: BTreeMap<(String, i32), i64>,
-    drain_timeout: Duration,
-    metrics: Option<Arc<Metrics>>,
-    /// When partitions were last assigned.
-    assigned_at: Option<Instant>,
 }
 
-impl Shared {
+impl Chunker {
+    /// A chunker numbering new partitions after `inputs` (the ones already known).
+    pub(super) fn new(formats: BTreeMap<String, Format>, max_record: usize, inputs: BTreeMap<(String, i32), usize>) -> Self {
+        Chunker { formats, max_record, inputs, announced: BTreeSet::new(), chunks: BTreeMap::new(), last_handover: Instant::now(), tx: None }
+    }
+
+    /// From now on, messages go to `tx`.
+    pub(super) fn connect(&mut self, tx: SyncSender<SourceMsg>) {
+        self.tx = Some(tx);
+    }
+
+    /// Drops the sender (the pipeline sees the source end).
+    pub(super) fn disconnect(&mut self) {
+        self.tx = None;
+    }
+
+    /// Whether the partial chunks have waited long enough to be handed over.
+    pub(super) fn handover_due(&self) -> bool {
+        self.last_handover.elapsed() >= CHUNK_LINGER
+    }
+
+    /// The input index of a partition already seen.
+    pub(super) fn index_of(&self, topic: &str, partition: i32) -> Option<usize> {
+        self.inputs.get(&(topic.to_string(), partition)).copied()
+    }
+
     /// Sends to the pipeline; false when it is gone.
-    fn send(&mut self, msg: SourceMsg) -> bool {
+    pub(super) fn send(&mut self, msg: SourceMsg) -> bool {
         match &self.tx {
             Some(tx) => tx.send(msg).is_ok(),
             None => false,
@@ -241,7 +253,7 @@ impl Shared {
     }
 
     /// The input index of a partition, announcing it first if new.
-    fn input(&mut self, topic: &str, partition: i32) -> Option<usize> {
+    pub(super) fn input(&mut self, topic: &str, partition: i32) -> Option<usize> {
         let key = (topic.to_string(), partition);
         let next = self.inputs.len();
         let idx = *self.inputs.entry(key).or_insert(next);
@@ -256,7 +268,7 @@ impl Shared {
     }
 
     /// Adds one record; false when the pipeline is gone.
-    fn add(&mut self, topic: &str, partition: i32, offset: i64, payload: &[u8]) -> bool {
+    pub(super) fn add(&mut self, topic: &str, partition: i32, offset: i64, payload: &[u8]) -> bool {
         let Some(idx) = self.input(topic, partition) else { return false };
         let line_no = offset as u64 + 1;
         let contiguous = self.chunks.get(&idx).is_some_and(|c| c.first_line + c.lines.len() as u64 == line_no);
@@ -282,7 +294,7 @@ impl Shared {
     }
 
     /// Sends every partial chunk; false when the pipeline is gone.
-    fn hand_over(&mut self) -> bool {
+    pub(super) fn hand_over(&mut self) -> bool {
         self.last_handover = Instant::now();
         for (_, c) in std::mem::take(&mut self.chunks) {
             if !self.send(SourceMsg::Chunk(c)) {
@@ -291,7 +303,25 @@ impl Shared {
         }
         true
     }
+}
 
+/// The reader's state, reachable from the rebalance callback (same thread).
+struct Shared {
+    /// Records → inputs and chunks for the pipeline.
+    out: Chunker,
+    /// Start offsets from the checkpoint.
+    start: BTreeMap<(String, i32), i64>,
+    commits: Option<Receiver<CommitRequest>>,
+    next_barrier: u64,
+    /// Last committed offset per partition.
+    committed: BTreeMap<(String, i32), i64>,
+    drain_timeout: Duration,
+    metrics: Option<Arc<Metrics>>,
+    /// When partitions were last assigned.
+    assigned_at: Option<Instant>,
+}
+
+impl Shared {
     /// Commits every request waiting; false when the pipeline finished (or failed).
     fn serve_commits(&mut self, c: &BaseConsumer<Ctx>) -> bool {
         loop {
@@ -349,12 +379,12 @@ impl Shared {
     /// Before partitions are revoked: everything read is handed over, a barrier snapshot
     /// is taken and committed synchronously, and the inputs are ended.
     fn drain_for_revoke(&mut self, c: &BaseConsumer<Ctx>, revoked: &TopicPartitionList) {
-        if self.tx.is_none() || !self.hand_over() {
+        if self.out.tx.is_none() || !self.out.hand_over() {
             return;
         }
         let id = self.next_barrier;
         self.next_barrier += 1;
-        if !self.send(SourceMsg::Barrier(id)) {
+        if !self.out.send(SourceMsg::Barrier(id)) {
             return;
         }
         let deadline = Instant::now() + self.drain_timeout;
@@ -376,10 +406,10 @@ impl Shared {
         }
         for e in revoked.elements() {
             let key = (e.topic().to_string(), e.partition());
-            if let Some(&idx) = self.inputs.get(&key) {
-                self.announced.remove(&idx);
+            if let Some(idx) = self.out.index_of(&key.0, key.1) {
+                self.out.announced.remove(&idx);
                 self.committed.remove(&key);
-                if !self.send(SourceMsg::End { input: idx, error: None }) {
+                if !self.out.send(SourceMsg::End { input: idx, error: None }) {
                     return;
                 }
             }
@@ -415,7 +445,7 @@ impl ConsumerContext for Ctx {
                         if let Some(&offset) = s.start.get(&key) {
                             let _ = tpl.set_partition_offset(&key.0, key.1, Offset::Offset(offset));
                         }
-                        s.input(&key.0, key.1);
+                        s.out.input(&key.0, key.1);
                     }
                     s.assigned_at = Some(Instant::now());
                 }
@@ -455,22 +485,8 @@ mod tests {
     #[test]
     fn records_become_contiguous_chunks_with_offset_plus_one_as_line() {
         let (tx, rx) = std::sync::mpsc::sync_channel(16);
-        let mut s = Shared {
-            formats: [("t".to_string(), Format::Syslog)].into_iter().collect(),
-            max_record: 4,
-            inputs: BTreeMap::new(),
-            start: BTreeMap::new(),
-            announced: BTreeSet::new(),
-            chunks: BTreeMap::new(),
-            last_handover: Instant::now(),
-            tx: Some(tx),
-            commits: None,
-            next_barrier: 0,
-            committed: BTreeMap::new(),
-            drain_timeout: Duration::from_secs(1),
-            metrics: None,
-            assigned_at: None,
-        };
+        let mut s = Chunker::new([("t".to_string(), Format::Syslog)].into_iter().collect(), 4, BTreeMap::new());
+        s.connect(tx);
         assert!(s.add("t", 1, 10, b"ab") && s.add("t", 1, 11, b"toolong") && s.add("t", 1, 13, b"c") && s.hand_over());
         let msgs: Vec<SourceMsg> = rx.try_iter().collect();
         assert!(matches!(&msgs[0], SourceMsg::Opened { input: 0, name, format: Format::Syslog } if name == "t/1"));
