@@ -116,8 +116,24 @@ pub struct ReplayArgs {
     /// read the final figures.
     #[arg(long, value_name = "SECS", default_value_t = 0, requires = "metrics_addr")]
     pub linger: u64,
+    /// Replay this Kafka topic instead of files (repeatable): every partition from `--from`
+    /// up to its end when the replay starts, without joining the consumer group or
+    /// committing. Decoder: the topic's `[[kafka.topics]]` format, else `input.format`.
+    #[arg(long = "kafka-topic", value_name = "TOPIC")]
+    pub kafka_topics: Vec<String>,
+    /// Brokers for `--kafka-topic` (default: `kafka.brokers`; `[kafka.properties]` apply).
+    #[arg(long, value_name = "HOST:PORT,…", requires = "kafka_topics")]
+    pub kafka_brokers: Option<String>,
+    /// With `--kafka-topic`: start every partition at its first record with a timestamp at
+    /// or after this RFC 3339 instant (offsets_for_times); default: the beginning.
+    #[arg(long, value_parser = parse_instant, requires = "kafka_topics")]
+    pub from: Option<DateTime<Utc>>,
+    /// With `--kafka-topic`: stop every partition at its first record with a timestamp after
+    /// this RFC 3339 instant.
+    #[arg(long, value_parser = parse_instant, requires = "kafka_topics")]
+    pub to: Option<DateTime<Utc>>,
     /// Inputs.
-    #[arg(required = true)]
+    #[arg(required_unless_present = "kafka_topics")]
     pub paths: Vec<String>,
 }
 
@@ -255,6 +271,9 @@ fn settings(path: Option<&Path>) -> Result<std::result::Result<Settings, ExitCod
 }
 
 fn replay(a: ReplayArgs) -> Result<ExitCode> {
+    if !a.kafka_topics.is_empty() {
+        return replay_kafka(a);
+    }
     let mut settings = match settings(a.config.as_deref())? {
         Ok(s) => s,
         Err(code) => return Ok(code),
@@ -310,18 +329,10 @@ fn run(a: RunArgs) -> Result<ExitCode> {
         eprintln!("{}: configuration refused:\nkafka: a [kafka] section is required by `run`", a.config.display());
         return Ok(ExitCode::from(2));
     };
-    let mut properties = std::collections::BTreeMap::new();
-    for (key, value) in &k.properties {
-        match crate::config::resolve_secret(key, value) {
-            Ok(v) => {
-                properties.insert(key.clone(), v);
-            }
-            Err(reason) => {
-                eprintln!("{}: configuration refused:\nkafka.properties.{reason}", a.config.display());
-                return Ok(ExitCode::from(2));
-            }
-        }
-    }
+    let properties = match kafka_properties(&k, &a.config.display().to_string()) {
+        Ok(p) => p,
+        Err(code) => return Ok(code),
+    };
     // SIGINT/SIGTERM set the flag (the reader stops, the pipeline drains and commits); a
     // second signal exits at once with status 1.
     let stop = Arc::new(AtomicBool::new(false));
@@ -373,6 +384,109 @@ fn run(a: RunArgs) -> Result<ExitCode> {
         server.shutdown();
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `[kafka.properties]` with their secrets read; a secret that cannot be read is printed
+/// (field path and reason, never a value) and refused with exit code 2.
+fn kafka_properties(k: &crate::config::KafkaConfig, config: &str) -> std::result::Result<std::collections::BTreeMap<String, String>, ExitCode> {
+    let mut properties = std::collections::BTreeMap::new();
+    for (key, value) in &k.properties {
+        match crate::config::resolve_secret(key, value) {
+            Ok(v) => {
+                properties.insert(key.clone(), v);
+            }
+            Err(reason) => {
+                eprintln!("{config}: configuration refused:\nkafka.properties.{reason}");
+                return Err(ExitCode::from(2));
+            }
+        }
+    }
+    Ok(properties)
+}
+
+/// `replay --kafka-topic`: the partitions of the topics from `--from` to their end at start
+/// (see `sources::kafka_replay`), alerts and dead letters as in a file replay; no
+/// checkpoints (a Kafka replay is simply run again).
+fn replay_kafka(a: ReplayArgs) -> Result<ExitCode> {
+    if let Some(msg) = kafka_replay_refusal(&a) {
+        eprintln!("error: {msg}");
+        return Ok(ExitCode::from(2));
+    }
+    let mut settings = match settings(a.config.as_deref())? {
+        Ok(s) => s,
+        Err(code) => return Ok(code),
+    };
+    override_roster(&mut settings, a.roster.as_deref())?;
+    let endpoint = a.metrics_addr.map(start_endpoint).transpose()?;
+    let roster = load_roster(settings.roster_path())?;
+    let source = match kafka_replay_source(&a, &settings)? {
+        Ok(s) => s,
+        Err(code) => return Ok(code),
+    };
+    if let Some((m, _)) = &endpoint {
+        m.set_state_restored(true); // a Kafka replay has no state to restore
+    }
+    let dead_path = a.dead_letter.clone().unwrap_or_else(|| settings.config.output.dead_letter.clone());
+    let mut dead = DeadLetters::new(&dead_path);
+    let sink = settings.private_sink(alert_sink(a.out.as_deref().or(settings.config.output.alerts.as_deref()), a.format, 0)?)?;
+    let workers = a.workers.unwrap_or_else(|| settings.workers());
+    let metrics = endpoint.as_ref().map(|(m, _)| m.clone());
+    let opts = Options { workers, until: a.until, progress: None, state_dir: None, resume: None, metrics };
+    let summary = crate::pipeline::run(Arc::new(settings), Arc::new(roster), crate::pipeline::Source::KafkaReplay(source), sink, &mut dead, opts)?;
+    eprint!("{}", render_summary(&summary, &dead_path));
+    if let Some((_, server)) = endpoint {
+        std::thread::sleep(std::time::Duration::from_secs(a.linger));
+        server.shutdown();
+    }
+    Ok(if summary.input_errors.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+/// Why the arguments of a Kafka replay are refused, if they are.
+fn kafka_replay_refusal(a: &ReplayArgs) -> Option<String> {
+    if !a.paths.is_empty() {
+        return Some(format!("--kafka-topic replays Kafka topics and cannot be combined with file inputs ({}): run one replay per kind of input", a.paths.join(" ")));
+    }
+    if a.state_dir.is_some() {
+        return Some("--state-dir is not supported with --kafka-topic: a Kafka replay keeps no checkpoints (run it again: it reads the same records)".into());
+    }
+    if let Some(bad) = a.kafka_topics.iter().find(|t| !crate::config::valid_topic_name(t)) {
+        return Some(format!("--kafka-topic {bad:?} is not a Kafka topic name (1–249 of A-Z a-z 0-9 . _ -)"));
+    }
+    match (a.from, a.to) {
+        (Some(from), Some(to)) if to < from => Some(format!("--to {to} is before --from {from}")),
+        _ => None,
+    }
+}
+
+/// The Kafka replay source: brokers from `--kafka-brokers` or `kafka.brokers`, properties
+/// (secrets read) from `[kafka.properties]`, each topic's decoder from `[[kafka.topics]]` or
+/// `input.format`; the partitions' ranges are fixed now.
+fn kafka_replay_source(a: &ReplayArgs, settings: &Settings) -> Result<std::result::Result<crate::sources::kafka_replay::KafkaReplay, ExitCode>> {
+    let k = settings.config.kafka.as_ref();
+    let Some(brokers) = a.kafka_brokers.clone().or_else(|| k.map(|k| k.brokers.clone())) else {
+        eprintln!("error: --kafka-topic needs brokers: give --kafka-brokers or a configuration with a [kafka] section");
+        return Ok(Err(ExitCode::from(2)));
+    };
+    let config = a.config.as_deref().map_or("(default)".into(), |p| p.display().to_string());
+    let properties = match k.map(|k| kafka_properties(k, &config)).transpose() {
+        Ok(p) => p.unwrap_or_default(),
+        Err(code) => return Ok(Err(code)),
+    };
+    if settings.config.state.dir.is_some() {
+        tracing::info!("state.dir is not used by a Kafka replay (no checkpoints)");
+    }
+    let format_of = |t: &String| k.iter().flat_map(|k| &k.topics).find(|kt| &kt.name == t).map_or(settings.config.input.format, |kt| kt.format);
+    let cfg = crate::sources::kafka_replay::KafkaReplayConfig {
+        brokers,
+        group_id: k.map_or_else(|| "brevvakt-replay".into(), |k| k.group_id.clone()),
+        topics: a.kafka_topics.iter().map(|t| (t.clone(), format_of(t))).collect(),
+        properties,
+        max_record_bytes: settings.config.input.max_line_bytes,
+        from: a.from,
+        to: a.to,
+        timeout: std::time::Duration::from_secs(30),
+    };
+    Ok(Ok(crate::sources::kafka_replay::KafkaReplay::new(cfg)?))
 }
 
 /// Defines the metrics and serves them on `addr` (`replay`, later `run`).

@@ -53,7 +53,8 @@ pub struct Config {
     /// Checkpoints and retention of per-mailbox state.
     #[serde(default)]
     pub state: StateConfig,
-    /// Kafka input and output for `brevvakt run` (required by `run`, ignored by `replay`).
+    /// Kafka input and output for `brevvakt run` (required by `run`; `replay --kafka-topic`
+    /// uses its brokers, properties, group id and topic formats).
     #[serde(default)]
     pub kafka: Option<KafkaConfig>,
     /// Pseudonymisation of people in alerts.

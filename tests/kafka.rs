@@ -60,18 +60,25 @@ fn mailbox_key(line: &[u8]) -> String {
 
 /// Alert ids and dead-lettered raw records of `brevvakt replay` over the same stream.
 fn replay(dir: &Path) -> (BTreeSet<String>, BTreeSet<Vec<u8>>) {
+    replay_with(dir, "replay", &[dir.join("events.jsonl").to_str().unwrap()])
+}
+
+/// Alert ids and dead-lettered raw records of `brevvakt replay ARGS` (outputs named `tag`).
+fn replay_with(dir: &Path, tag: &str, args: &[&str]) -> (BTreeSet<String>, BTreeSet<Vec<u8>>) {
+    let (alerts, dead) = (dir.join(format!("{tag}-alerts.jsonl")), dir.join(format!("{tag}-dead.jsonl")));
     let out = Command::new(env!("CARGO_BIN_EXE_brevvakt"))
         .args(["replay", "--quiet", "--until", UNTIL, "--workers", "2"])
         .arg("--roster").arg(dir.join("roster.csv"))
-        .arg("--out").arg(dir.join("replay-alerts.jsonl"))
-        .arg("--dead-letter").arg(dir.join("replay-dead.jsonl"))
-        .arg(dir.join("events.jsonl"))
+        .arg("--out").arg(&alerts)
+        .arg("--dead-letter").arg(&dead)
+        .args(args)
+        .env("BREVVAKT_TEST_CLIENT_ID", "brevvakt-test")
         .output()
         .unwrap();
-    assert!(out.status.success(), "replay failed: {}", String::from_utf8_lossy(&out.stderr));
-    let ids = std::fs::read_to_string(dir.join("replay-alerts.jsonl")).unwrap().lines().map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["id"].as_str().unwrap().to_string()).collect();
+    assert!(out.status.success(), "replay {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    let ids = std::fs::read_to_string(alerts).unwrap().lines().map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["id"].as_str().unwrap().to_string()).collect();
     use base64::Engine;
-    let dead = std::fs::read_to_string(dir.join("replay-dead.jsonl"))
+    let dead = std::fs::read_to_string(dead)
         .unwrap_or_default()
         .lines()
         .map(|l| {
@@ -104,6 +111,45 @@ fn produce(broker: &Broker, lines: &[Vec<u8>]) {
         p.poll(Duration::ZERO);
     }
     p.flush(Duration::from_secs(60)).unwrap();
+}
+
+/// Every line's record timestamp: its event time (ms), or for a line without a readable one
+/// (malformed: a corrupted copy of the line before it) the time of the line before.
+fn event_times(lines: &[Vec<u8>]) -> Vec<i64> {
+    let mut last = 0;
+    lines
+        .iter()
+        .map(|l| {
+            let time = serde_json::from_slice::<serde_json::Value>(l).ok().and_then(|v| v["time"].as_str().and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok()));
+            last = time.map_or(last, |t| t.timestamp_millis());
+            last
+        })
+        .collect()
+}
+
+/// Produces `lines` keyed by mailbox with their event times as record timestamps, one
+/// record per batch: tansu 0.6 reports a partition's high watermark as the last *batch's*
+/// base offset + 1, which is exact only then (checked below).
+fn produce_stamped(broker: &Broker, lines: &[Vec<u8>], times: &[i64]) {
+    let p: BaseProducer = ClientConfig::new().set("bootstrap.servers", &broker.addr).set("enable.idempotence", "true").set("linger.ms", "0").set("batch.num.messages", "1").create().unwrap();
+    for (line, ts) in lines.iter().zip(times) {
+        let key = mailbox_key(line);
+        let mut rec = BaseRecord::to(INPUT).key(key.as_bytes()).payload(line.as_slice()).timestamp(*ts);
+        loop {
+            match p.send(rec) {
+                Ok(()) => break,
+                Err((_, r)) => {
+                    rec = r;
+                    p.poll(Duration::from_millis(20));
+                }
+            }
+        }
+        p.poll(Duration::ZERO);
+    }
+    p.flush(Duration::from_secs(60)).unwrap();
+    let c: BaseConsumer = ClientConfig::new().set("bootstrap.servers", &broker.addr).create().unwrap();
+    let high: i64 = (0..3).map(|part| c.fetch_watermarks(INPUT, part, Duration::from_secs(10)).unwrap().1).sum();
+    assert_eq!(high, lines.len() as i64, "the broker's high watermarks count every record");
 }
 
 /// One record read back: key, value, headers.
@@ -354,4 +400,53 @@ fn a_quiet_night_closes_the_day_by_the_wall_clock_when_every_partition_is_idle()
         .filter(|a| a["rule"] == "mailbox_not_read" && a["day"] == "2026-06-16")
         .count();
     assert!(tuesday > 0, "no day was closed by the wall clock:\n{stderr}");
+}
+
+#[test]
+fn kafka_replay_from_a_time_gives_the_alerts_of_a_file_replay_of_the_records_from_that_time() {
+    let t0 = Instant::now();
+    let (_serial, dir, broker, lines) = setup();
+    let dir = dir.path();
+    let times = event_times(&lines);
+    produce_stamped(&broker, &lines, &times);
+    let kafka = |tag: &str, extra: &[&str]| replay_with(dir, tag, &[&["--kafka-brokers", &broker.addr, "--kafka-topic", INPUT], extra].concat());
+
+    // The whole topic: as the file replay of the whole stream; brokers and properties may
+    // come from the [kafka] section.
+    let (want, want_dead) = replay(dir);
+    assert!(!want.is_empty() && !want_dead.is_empty());
+    let cfg = config(dir, &broker, "brevvakt-replay-test");
+    let whole = replay_with(dir, "kafka-config", &["--config", cfg.to_str().unwrap(), "--kafka-topic", INPUT]);
+    assert_eq!(whole, (want.clone(), want_dead.clone()), "a Kafka replay of the whole topic differs from the file replay");
+    assert_eq!(kafka("kafka-early", &["--from", "2026-06-01T00:00:00+02:00"]), (want.clone(), want_dead), "--from before the first record reads everything");
+
+    // From Thursday noon: as the file replay of exactly the records from that time on.
+    let from = "2026-06-18T12:00:00+02:00";
+    let from_ms = chrono::DateTime::parse_from_rfc3339(from).unwrap().timestamp_millis();
+    let cut: Vec<u8> = lines.iter().zip(&times).filter(|(_, t)| **t >= from_ms).flat_map(|(l, _)| [l.as_slice(), b"\n"].concat()).collect();
+    assert!(cut.len() > 1000 && lines.len() > cut.iter().filter(|&&b| b == b'\n').count() + 1000, "the cut is in the middle");
+    std::fs::write(dir.join("cut.jsonl"), cut).unwrap();
+    let (want_cut, want_cut_dead) = replay_with(dir, "file-cut", &[dir.join("cut.jsonl").to_str().unwrap()]);
+    assert!(!want_cut.is_empty() && want_cut != want, "cutting the stream changes the alerts");
+    let (got, got_dead) = kafka("kafka-cut", &["--from", from]);
+    let missing: Vec<_> = want_cut.difference(&got).collect();
+    let extra: Vec<_> = got.difference(&want_cut).collect();
+    assert!(missing.is_empty() && extra.is_empty(), "replay --from {from}: missing {missing:?}, extra {extra:?}");
+    assert_eq!(got_dead, want_cut_dead, "the same records dead-lettered");
+    eprintln!("kafka replay: {} records, {} alerts whole, {} from {from}, {:.1} s in all", lines.len(), want.len(), got.len(), t0.elapsed().as_secs_f64());
+}
+
+#[test]
+fn kafka_replay_is_refused_with_file_inputs_or_a_state_dir() {
+    for (args, says) in [
+        (&["--kafka-topic", INPUT, "events.jsonl"][..], "cannot be combined with file inputs"),
+        (&["--kafka-topic", INPUT, "--state-dir", "state"][..], "--state-dir is not supported with --kafka-topic"),
+        (&["--kafka-topic", INPUT][..], "--kafka-brokers"),
+        (&["--kafka-topic", INPUT, "--kafka-brokers", "127.0.0.1:1", "--from", "2026-06-18T00:00:00Z", "--to", "2026-06-17T00:00:00Z"][..], "before --from"),
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_brevvakt")).arg("replay").args(args).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(says), "{args:?}: {stderr}");
+    }
 }

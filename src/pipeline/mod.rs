@@ -18,8 +18,8 @@
 //! re-decodes (without processing) the covered lines of a partly read input, so decoders
 //! that keep state between lines (CSV headers, queue ids) are rebuilt.
 //!
-//! Sources ([`Source`]): files (a replay: `--until` applies at the end) or Kafka (a live
-//! run). In Kafka mode snapshots are taken every `kafka.commit_interval` even without a
+//! Sources ([`Source`]): files or Kafka partitions read to their end at start (a replay:
+//! `--until` applies at the end), or Kafka as a group member (a live run). In Kafka mode snapshots are taken every `kafka.commit_interval` even without a
 //! state directory (then the workers export nothing: the snapshot is positions only), and
 //! once the collector has written the snapshot's alerts and the alerts sink has flushed
 //! (for Kafka: every delivery acknowledged) — and, with a state directory, the checkpoint
@@ -65,6 +65,7 @@ use crate::sinks::{AlertSink, DeadLetterSink};
 use crate::detect::MailboxState;
 use crate::sources::file::{read_all, Input};
 use crate::sources::kafka::KafkaSource;
+use crate::sources::kafka_replay::KafkaReplay;
 use crate::sources::{Chunk, CommitRequest, SourceMsg};
 use crate::state::checkpoint::{self, Checkpoint, InputPosition};
 use crate::state::ownership::Ownership;
@@ -188,6 +189,8 @@ pub enum Source {
         /// How often to snapshot and commit.
         commit_interval: Duration,
     },
+    /// Kafka partitions read to their end at start, outside any group: a replay.
+    KafkaReplay(KafkaReplay),
 }
 
 /// Runs the whole pipeline over `inputs` and returns the summary.
@@ -219,6 +222,7 @@ pub fn run(settings: Arc<Settings>, roster: Arc<Roster>, source: Source, sink: B
             let reader = thread::Builder::new().name("reader".into()).spawn(move || source.run(raw_tx, commit_rx))?;
             (Vec::new(), Some(commit_interval), Some(commit_tx), reader)
         }
+        Source::KafkaReplay(source) => (Vec::new(), None, None, thread::Builder::new().name("reader".into()).spawn(move || source.run(raw_tx))?),
     };
     let (res_tx, res_rx) = sync_channel::<BatchResult>(n * settings.config.pipeline.queue_batches);
     let state_dir = opts.state_dir.clone();

@@ -108,16 +108,10 @@ impl KafkaSource {
             .set("enable.auto.offset.store", "false");
         cc.set_log_level(RDKafkaLogLevel::Warning);
         let shared = Shared {
-            formats: cfg.topics.iter().cloned().collect(),
-            max_record: cfg.max_record_bytes,
-            inputs: BTreeMap::new(),
+            out: Chunker::new(cfg.topics.iter().cloned().collect(), cfg.max_record_bytes, BTreeMap::new()),
             partitions: 1,
             state_dir: cfg.state_dir,
             assigned: BTreeSet::new(),
-            announced: BTreeSet::new(),
-            chunks: BTreeMap::new(),
-            last_handover: Instant::now(),
-            tx: None,
             commits: None,
             next_barrier: 0,
             committed: BTreeMap::new(),
@@ -139,7 +133,7 @@ impl KafkaSource {
         let c = &self.consumer;
         {
             let mut s = c.context().lock();
-            s.tx = Some(tx);
+            s.out.connect(tx);
             s.commits = Some(commits);
         }
         let mut last_record = Instant::now();
@@ -156,7 +150,7 @@ impl KafkaSource {
                     last_record = Instant::now();
                     let (topic, partition, offset) = (m.topic().to_string(), m.partition(), m.offset());
                     s.check_key(partition, m.key());
-                    s.add(&topic, partition, offset, m.payload().unwrap_or_default())
+                    s.out.add(&topic, partition, offset, m.payload().unwrap_or_default())
                 }
                 Some(Err(KafkaError::PartitionEOF(_))) => true,
                 Some(Err(e)) => {
@@ -164,7 +158,7 @@ impl KafkaSource {
                     true
                 }
                 None => {
-                    let ok = s.hand_over();
+                    let ok = s.out.hand_over();
                     // Idle counts from the later of the last record and the last assignment:
                     // joining the group takes a while and is not idleness.
                     let idle = s.assigned_at.map(|at| at.max(last_record).elapsed());
@@ -176,8 +170,8 @@ impl KafkaSource {
                     ok
                 }
             };
-            let ok = ok && (s.last_handover.elapsed() < CHUNK_LINGER || s.hand_over());
-            let ok = ok && (last_tick.elapsed() < TICK || s.send(SourceMsg::Tick));
+            let ok = ok && (!s.out.handover_due() || s.out.hand_over());
+            let ok = ok && (last_tick.elapsed() < TICK || s.out.send(SourceMsg::Tick));
             if last_tick.elapsed() >= TICK {
                 last_tick = Instant::now();
             }
@@ -189,11 +183,11 @@ impl KafkaSource {
         // snapshots until it is done.
         let commits = {
             let mut s = c.context().lock();
-            s.hand_over();
+            s.out.hand_over();
             if drained {
-                s.send(SourceMsg::Drained);
+                s.out.send(SourceMsg::Drained);
             }
-            s.tx = None;
+            s.out.disconnect();
             s.commits.take()
         };
         if let Some(commits) = commits {
@@ -237,36 +231,50 @@ pub fn parse_input_name(name: &str) -> Option<(String, i32)> {
     Some((t.to_string(), p.parse().ok()?))
 }
 
-/// The reader's state, reachable from the rebalance callback (same thread).
-struct Shared {
+/// Turns partitions' records into the pipeline's messages: each partition is announced
+/// once as an input (`topic/partition`, with its topic's decoder), and its records become
+/// chunks of contiguous offsets (line = offset + 1; a gap starts a new chunk), records over
+/// the limit cut and flagged. Used by the group consumer and by the replay reader.
+pub(super) struct Chunker {
     formats: BTreeMap<String, Format>,
     max_record: usize,
     /// Input index of every partition seen.
     inputs: BTreeMap<(String, i32), usize>,
-    /// The partition count of every input topic.
-    partitions: u32,
-    /// Where partition checkpoints are.
-    state_dir: Option<PathBuf>,
-    /// The partitions assigned now.
-    assigned: BTreeSet<(String, i32)>,
     announced: BTreeSet<usize>,
     /// Partial chunk per input.
     chunks: BTreeMap<usize, Chunk>,
     last_handover: Instant,
     tx: Option<SyncSender<SourceMsg>>,
-    commits: Option<Receiver<CommitRequest>>,
-    next_barrier: u64,
-    /// Last committed offset per partition.
-    committed: BTreeMap<(String, i32), i64>,
-    drain_timeout: Duration,
-    metrics: Option<Arc<Metrics>>,
-    /// When partitions were last assigned.
-    assigned_at: Option<Instant>,
 }
 
-impl Shared {
+impl Chunker {
+    /// A chunker numbering new partitions after `inputs` (the ones already known).
+    pub(super) fn new(formats: BTreeMap<String, Format>, max_record: usize, inputs: BTreeMap<(String, i32), usize>) -> Self {
+        Chunker { formats, max_record, inputs, announced: BTreeSet::new(), chunks: BTreeMap::new(), last_handover: Instant::now(), tx: None }
+    }
+
+    /// From now on, messages go to `tx`.
+    pub(super) fn connect(&mut self, tx: SyncSender<SourceMsg>) {
+        self.tx = Some(tx);
+    }
+
+    /// Drops the sender (the pipeline sees the source end).
+    pub(super) fn disconnect(&mut self) {
+        self.tx = None;
+    }
+
+    /// Whether the partial chunks have waited long enough to be handed over.
+    pub(super) fn handover_due(&self) -> bool {
+        self.last_handover.elapsed() >= CHUNK_LINGER
+    }
+
+    /// The input index of a partition already seen.
+    pub(super) fn index_of(&self, topic: &str, partition: i32) -> Option<usize> {
+        self.inputs.get(&(topic.to_string(), partition)).copied()
+    }
+
     /// Sends to the pipeline; false when it is gone.
-    fn send(&mut self, msg: SourceMsg) -> bool {
+    pub(super) fn send(&mut self, msg: SourceMsg) -> bool {
         match &self.tx {
             Some(tx) => tx.send(msg).is_ok(),
             None => false,
@@ -274,7 +282,7 @@ impl Shared {
     }
 
     /// The input index of a partition, announcing it first if new.
-    fn input(&mut self, topic: &str, partition: i32) -> Option<usize> {
+    pub(super) fn input(&mut self, topic: &str, partition: i32) -> Option<usize> {
         let key = (topic.to_string(), partition);
         let next = self.inputs.len();
         let idx = *self.inputs.entry(key).or_insert(next);
@@ -288,68 +296,8 @@ impl Shared {
         Some(idx)
     }
 
-    /// The partition numbers owned now.
-    fn ownership(&self) -> Ownership {
-        Ownership::new(self.partitions, self.assigned.iter().map(|(_, p)| *p as u32).collect())
-    }
-
-    /// Counts a record that is not keyed by a mailbox of its partition.
-    fn check_key(&self, partition: i32, key: Option<&[u8]>) {
-        let Some(m) = &self.metrics else { return };
-        match key.map(|k| String::from_utf8_lossy(k)) {
-            None => m.count_miskeyed("unkeyed"),
-            Some(k) if partition_of(&k, self.partitions) != partition as u32 => m.count_miskeyed("other_partition"),
-            Some(_) => {}
-        }
-    }
-
-    /// New partitions: their inputs announced, their checkpoints (if any) loaded and their
-    /// start offsets set in `tpl`; then the new ownership and the restored states are sent.
-    fn take_assignment(&mut self, tpl: &mut TopicPartitionList) {
-        let before = self.ownership();
-        let keys: Vec<(String, i32)> = tpl.elements().iter().map(|e| (e.topic().to_string(), e.partition())).collect();
-        for key in &keys {
-            tracing::info!(topic = %key.0, partition = key.1, "partition assigned");
-            self.input(&key.0, key.1);
-            self.assigned.insert(key.clone());
-        }
-        let own = self.ownership();
-        let new: Vec<u32> = own.owned().difference(before.owned()).copied().collect();
-        let restored: Vec<Checkpoint> = new.iter().filter_map(|&p| self.load_partition(p)).collect();
-        for cp in &restored {
-            for p in &cp.inputs {
-                if let Some((t, n)) = parse_input_name(&p.name).filter(|k| keys.contains(k)) {
-                    let _ = tpl.set_partition_offset(&t, n, Offset::Offset(p.lines as i64));
-                }
-            }
-        }
-        if own != before {
-            self.send(SourceMsg::Owned(own));
-        }
-        for cp in restored {
-            self.send(SourceMsg::Restore(Box::new(cp)));
-        }
-        self.assigned_at = Some(Instant::now());
-    }
-
-    /// The newest valid checkpoint of partition `p` in the state directory.
-    fn load_partition(&self, p: u32) -> Option<Checkpoint> {
-        let dir = self.state_dir.as_ref()?;
-        match checkpoint::load_partition(dir, p) {
-            Ok(Some(cp)) => {
-                tracing::info!(partition = p, offsets = ?cp.inputs.iter().map(|i| (&i.name, i.lines)).collect::<Vec<_>>(), "partition state restored");
-                Some(cp)
-            }
-            Ok(None) => None,
-            Err(e) => {
-                tracing::error!(partition = p, error = %format!("{e:#}"), "partition checkpoint refused; the partition starts from the committed offset without state");
-                None
-            }
-        }
-    }
-
     /// Adds one record; false when the pipeline is gone.
-    fn add(&mut self, topic: &str, partition: i32, offset: i64, payload: &[u8]) -> bool {
+    pub(super) fn add(&mut self, topic: &str, partition: i32, offset: i64, payload: &[u8]) -> bool {
         let Some(idx) = self.input(topic, partition) else { return false };
         let line_no = offset as u64 + 1;
         let contiguous = self.chunks.get(&idx).is_some_and(|c| c.first_line + c.lines.len() as u64 == line_no);
@@ -375,7 +323,7 @@ impl Shared {
     }
 
     /// Sends every partial chunk; false when the pipeline is gone.
-    fn hand_over(&mut self) -> bool {
+    pub(super) fn hand_over(&mut self) -> bool {
         self.last_handover = Instant::now();
         for (_, c) in std::mem::take(&mut self.chunks) {
             if !self.send(SourceMsg::Chunk(c)) {
@@ -383,6 +331,88 @@ impl Shared {
             }
         }
         true
+    }
+}
+
+/// The reader's state, reachable from the rebalance callback (same thread).
+struct Shared {
+    /// Records → inputs and chunks for the pipeline.
+    out: Chunker,
+    /// The partition count of every input topic.
+    partitions: u32,
+    /// Where partition checkpoints are.
+    state_dir: Option<PathBuf>,
+    /// The partitions assigned now.
+    assigned: BTreeSet<(String, i32)>,
+    commits: Option<Receiver<CommitRequest>>,
+    next_barrier: u64,
+    /// Last committed offset per partition.
+    committed: BTreeMap<(String, i32), i64>,
+    drain_timeout: Duration,
+    metrics: Option<Arc<Metrics>>,
+    /// When partitions were last assigned.
+    assigned_at: Option<Instant>,
+}
+
+impl Shared {
+    /// The partition numbers owned now.
+    fn ownership(&self) -> Ownership {
+        Ownership::new(self.partitions, self.assigned.iter().map(|(_, p)| *p as u32).collect())
+    }
+
+    /// Counts a record that is not keyed by a mailbox of its partition.
+    fn check_key(&self, partition: i32, key: Option<&[u8]>) {
+        let Some(m) = &self.metrics else { return };
+        match key.map(|k| String::from_utf8_lossy(k)) {
+            None => m.count_miskeyed("unkeyed"),
+            Some(k) if partition_of(&k, self.partitions) != partition as u32 => m.count_miskeyed("other_partition"),
+            Some(_) => {}
+        }
+    }
+
+    /// New partitions: their inputs announced, their checkpoints (if any) loaded and their
+    /// start offsets set in `tpl`; then the new ownership and the restored states are sent.
+    fn take_assignment(&mut self, tpl: &mut TopicPartitionList) {
+        let before = self.ownership();
+        let keys: Vec<(String, i32)> = tpl.elements().iter().map(|e| (e.topic().to_string(), e.partition())).collect();
+        for key in &keys {
+            tracing::info!(topic = %key.0, partition = key.1, "partition assigned");
+            self.out.input(&key.0, key.1);
+            self.assigned.insert(key.clone());
+        }
+        let own = self.ownership();
+        let new: Vec<u32> = own.owned().difference(before.owned()).copied().collect();
+        let restored: Vec<Checkpoint> = new.iter().filter_map(|&p| self.load_partition(p)).collect();
+        for cp in &restored {
+            for p in &cp.inputs {
+                if let Some((t, n)) = parse_input_name(&p.name).filter(|k| keys.contains(k)) {
+                    let _ = tpl.set_partition_offset(&t, n, Offset::Offset(p.lines as i64));
+                }
+            }
+        }
+        if own != before {
+            self.out.send(SourceMsg::Owned(own));
+        }
+        for cp in restored {
+            self.out.send(SourceMsg::Restore(Box::new(cp)));
+        }
+        self.assigned_at = Some(Instant::now());
+    }
+
+    /// The newest valid checkpoint of partition `p` in the state directory.
+    fn load_partition(&self, p: u32) -> Option<Checkpoint> {
+        let dir = self.state_dir.as_ref()?;
+        match checkpoint::load_partition(dir, p) {
+            Ok(Some(cp)) => {
+                tracing::info!(partition = p, offsets = ?cp.inputs.iter().map(|i| (&i.name, i.lines)).collect::<Vec<_>>(), "partition state restored");
+                Some(cp)
+            }
+            Ok(None) => None,
+            Err(e) => {
+                tracing::error!(partition = p, error = %format!("{e:#}"), "partition checkpoint refused; the partition starts from the committed offset without state");
+                None
+            }
+        }
     }
 
     /// Commits every request waiting; false when the pipeline finished (or failed).
@@ -442,12 +472,12 @@ impl Shared {
     /// Before partitions are revoked: everything read is handed over, and a barrier
     /// snapshot is taken (checkpointing every owned partition) and committed synchronously.
     fn drain_for_revoke(&mut self, c: &BaseConsumer<Ctx>) {
-        if self.tx.is_none() || !self.hand_over() {
+        if self.out.tx.is_none() || !self.out.hand_over() {
             return;
         }
         let id = self.next_barrier;
         self.next_barrier += 1;
-        if !self.send(SourceMsg::Barrier(id)) {
+        if !self.out.send(SourceMsg::Barrier(id)) {
             return;
         }
         let deadline = Instant::now() + self.drain_timeout;
@@ -475,15 +505,15 @@ impl Shared {
         for e in revoked.elements() {
             let key = (e.topic().to_string(), e.partition());
             self.assigned.remove(&key);
-            if let Some(&idx) = self.inputs.get(&key) {
-                self.announced.remove(&idx);
+            if let Some(idx) = self.out.index_of(&key.0, key.1) {
+                self.out.announced.remove(&idx);
                 self.committed.remove(&key);
-                self.send(SourceMsg::End { input: idx, error: None });
+                self.out.send(SourceMsg::End { input: idx, error: None });
             }
         }
         let own = self.ownership();
         if own != before {
-            self.send(SourceMsg::Owned(own));
+            self.out.send(SourceMsg::Owned(own));
         }
     }
 }
@@ -546,24 +576,8 @@ mod tests {
     #[test]
     fn records_become_contiguous_chunks_with_offset_plus_one_as_line() {
         let (tx, rx) = std::sync::mpsc::sync_channel(16);
-        let mut s = Shared {
-            formats: [("t".to_string(), Format::Syslog)].into_iter().collect(),
-            max_record: 4,
-            inputs: BTreeMap::new(),
-            partitions: 1,
-            state_dir: None,
-            assigned: BTreeSet::new(),
-            announced: BTreeSet::new(),
-            chunks: BTreeMap::new(),
-            last_handover: Instant::now(),
-            tx: Some(tx),
-            commits: None,
-            next_barrier: 0,
-            committed: BTreeMap::new(),
-            drain_timeout: Duration::from_secs(1),
-            metrics: None,
-            assigned_at: None,
-        };
+        let mut s = Chunker::new([("t".to_string(), Format::Syslog)].into_iter().collect(), 4, BTreeMap::new());
+        s.connect(tx);
         assert!(s.add("t", 1, 10, b"ab") && s.add("t", 1, 11, b"toolong") && s.add("t", 1, 13, b"c") && s.hand_over());
         let msgs: Vec<SourceMsg> = rx.try_iter().collect();
         assert!(matches!(&msgs[0], SourceMsg::Opened { input: 0, name, format: Format::Syslog } if name == "t/1"));

@@ -9,9 +9,12 @@
 //! [`SourceMsg::Opened`], named `topic/partition`), and a chunk's `first_line` is the first
 //! record's offset **plus one**, so "lines processed" of a partition is exactly the next
 //! offset to commit. A chunk holds contiguous offsets only (a gap starts a new chunk).
+//! [`kafka_replay`] reads partitions the same way, from a point in time to their end at
+//! start, without a consumer group (`replay --kafka-topic`).
 
 pub mod file;
 pub mod kafka;
+pub mod kafka_replay;
 
 use std::sync::Arc;
 
