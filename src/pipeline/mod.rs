@@ -248,8 +248,10 @@ pub fn run(settings: Arc<Settings>, roster: Arc<Roster>, source: Source, sink: B
     let mailboxes: usize = workers.into_iter().map(|w| w.join().unwrap_or(0)).sum();
     let alerts = collector.join().map_err(|_| anyhow!("collector thread panicked"))?;
     let _ = reader.join();
-    routed?;
+    // A failed sink or checkpoint stops the collector first; the stage then only sees its
+    // workers gone, so the collector's error is the one to report.
     summary.alerts = alerts?;
+    routed?;
     summary.mailboxes = mailboxes;
     summary.workers = n;
     summary.elapsed = started.elapsed();

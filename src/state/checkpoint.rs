@@ -87,14 +87,20 @@ pub struct Checkpoint {
 }
 
 /// Writes `cp` atomically into `dir` and prunes old checkpoints; returns the file written.
+/// Any failure (a missing or unwritable directory, a full disk) names the directory, and
+/// leaves the checkpoints already there untouched.
 pub fn write(dir: &Path, cp: &Checkpoint) -> Result<PathBuf> {
-    fs::create_dir_all(dir).with_context(|| format!("state directory {}", dir.display()))?;
+    write_in(dir, cp).with_context(|| format!("cannot write a checkpoint in the state directory {}", dir.display()))
+}
+
+fn write_in(dir: &Path, cp: &Checkpoint) -> Result<PathBuf> {
+    fs::create_dir_all(dir)?;
     let json = serde_json::to_vec(cp)?;
     let payload = zstd::encode_all(json.as_slice(), 3)?;
     let digest = hex(&Sha256::digest(&payload));
     let name = format!("checkpoint-{:020}.bvck", cp.seq);
     let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
-    let mut f = File::create(&tmp).with_context(|| format!("cannot write checkpoint in {}", dir.display()))?;
+    let mut f = File::create(&tmp)?;
     writeln!(f, "{MAGIC} {FORMAT_VERSION} {} {digest}", payload.len())?;
     f.write_all(&payload)?;
     f.sync_all().context("fsync of checkpoint")?;

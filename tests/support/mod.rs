@@ -1,5 +1,7 @@
 //! A real Kafka-protocol broker for tests: tansu, started on a free loopback port with
 //! in-memory storage and stopped (killed) when the [`Broker`] is dropped.
+//! [`Broker::start_with`] can advertise another address (a fault-injecting forwarder in
+//! front of it) and require SASL authentication.
 //!
 //! tansu must be installed (`.ci/run` does: `cargo install tansu --locked --features
 //! dynostore`). Without it the Kafka tests FAIL with a message saying so: they never pass
@@ -42,18 +44,37 @@ fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
+/// How to start the broker.
+#[derive(Debug, Default, Clone)]
+pub struct BrokerOptions {
+    /// The `host:port` advertised to clients in metadata (default: the listen address).
+    pub advertised: Option<String>,
+    /// Require SASL authentication (`tansu broker --authentication`).
+    pub authentication: bool,
+}
+
 impl Broker {
     /// Starts tansu on a free loopback port and waits until it accepts connections.
     pub fn start() -> Broker {
+        Broker::start_with(&BrokerOptions::default())
+    }
+
+    /// Starts tansu as [`Broker::start`] does, with `opts`.
+    pub fn start_with(opts: &BrokerOptions) -> Broker {
         let tansu = tansu();
         for _ in 0..5 {
             let port = free_port();
             let addr = format!("127.0.0.1:{port}");
             let url = format!("tcp://{addr}");
+            let advertised = opts.advertised.as_ref().map_or_else(|| url.clone(), |a| format!("tcp://{a}"));
             let log = std::env::temp_dir().join(format!("tansu-{port}.log"));
             let log = std::fs::File::create(&log).unwrap();
-            let child = Command::new(&tansu)
-                .args(["broker", "--listener-url", &url, "--advertised-listener-url", &url, "--storage-engine", "memory://tansu/"])
+            let mut cmd = Command::new(&tansu);
+            cmd.args(["broker", "--listener-url", &url, "--advertised-listener-url", &advertised, "--storage-engine", "memory://tansu/"]);
+            if opts.authentication {
+                cmd.arg("--authentication");
+            }
+            let child = cmd
                 .stdin(Stdio::null())
                 .stdout(log.try_clone().unwrap())
                 .stderr(log)
