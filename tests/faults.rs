@@ -208,7 +208,10 @@ fn produce(bootstrap: &str, topic: &str, lines: &[Vec<u8>], ends: &mut BTreeMap<
 }
 
 /// Values and headers of every record of `topic`, from the beginning to the current end.
-fn consume_all(bootstrap: &str, topic: &str) -> Vec<(Vec<u8>, Vec<(String, String)>)> {
+/// A record's value and headers.
+type Record = (Vec<u8>, Vec<(String, String)>);
+
+fn consume_all(bootstrap: &str, topic: &str) -> Vec<Record> {
     let c: BaseConsumer = ClientConfig::new().set("bootstrap.servers", bootstrap).set("group.id", "fault-test-reader").set("enable.partition.eof", "true").set("enable.auto.commit", "false").create().unwrap();
     let md = c.fetch_metadata(Some(topic), Duration::from_secs(10)).unwrap();
     let mut tpl = TopicPartitionList::new();
@@ -541,6 +544,11 @@ fn checkpoints(state: &Path) -> usize {
     std::fs::read_dir(state).map_or(0, |d| d.filter_map(Result::ok).filter(|e| e.file_name().to_string_lossy().ends_with(".bvck")).count())
 }
 
+/// Checkpoint files of every partition directory (`run` checkpoints per partition).
+fn partition_checkpoints(state: &Path) -> usize {
+    (0..3).map(|p| checkpoints(&brevvakt::state::checkpoint::partition_dir(state, p))).sum()
+}
+
 #[test]
 fn an_unwritable_checkpoint_directory_stops_the_replay_with_a_clear_error_and_the_last_checkpoint_resumes() {
     let dir = tempfile::tempdir().unwrap();
@@ -609,7 +617,7 @@ fn an_unwritable_checkpoint_directory_stops_the_run_without_committing_past_its_
     let mut ends = BTreeMap::new();
     produce(&broker.addr, INPUT, &lines[..half], &mut ends);
     let mut child = run(d, &cfg, &log, &["--state-dir", state_arg]);
-    wait_for(Duration::from_secs(60), "a first checkpoint", &log, || checkpoints(&state) > 0);
+    wait_for(Duration::from_secs(60), "a first checkpoint", &log, || partition_checkpoints(&state) > 0);
     std::fs::rename(&state, &saved).unwrap();
     std::fs::write(&state, b"not a directory").unwrap();
     produce(&broker.addr, INPUT, &lines[half..], &mut ends);
@@ -620,9 +628,9 @@ fn an_unwritable_checkpoint_directory_stops_the_run_without_committing_past_its_
     assert!(error.contains("cannot write a checkpoint") && error.contains(state_arg), "the error names the state directory: {error}");
 
     // The group never got ahead of the newest checkpoint (it is written before the commit).
-    let newest = brevvakt::state::checkpoint::load_newest(&saved).unwrap().expect("the last good checkpoint loads");
     for (p, at) in committed(&broker.addr, group, INPUT) {
-        let covered = newest.inputs.iter().find(|i| i.name == format!("{INPUT}/{p}")).map_or(0, |i| i.lines as i64);
+        let newest = brevvakt::state::checkpoint::load_partition(&saved, p as u32).unwrap();
+        let covered = newest.and_then(|cp| cp.inputs.iter().find(|i| i.name == format!("{INPUT}/{p}")).map(|i| i.lines as i64)).unwrap_or(0);
         assert!(at.unwrap_or(0) <= covered, "partition {p}: committed {at:?}, but the newest checkpoint covers only {covered}");
     }
 
@@ -632,7 +640,7 @@ fn an_unwritable_checkpoint_directory_stops_the_run_without_committing_past_its_
     let mut child = run(d, &cfg, &log, &["--state-dir", state_arg, "--idle-exit", "3", "--until", UNTIL]);
     let status = wait(&mut child, Duration::from_secs(90), &log);
     assert!(status.success(), "{}", read(&log));
-    assert!(read(&log).contains("resuming from checkpoint"));
+    assert!(read(&log).contains("partition state restored"));
     assert_eq!(topic_alert_ids(&broker.addr), want);
     assert!(all_committed(&broker.addr, group, &ends));
 }
