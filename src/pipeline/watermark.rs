@@ -205,4 +205,26 @@ mod tests {
         w.advance_to(t("2026-03-07T00:00:00+01:00"));
         assert_eq!(w.take_close(), Some(d("2026-03-06")));
     }
+
+    #[test]
+    fn a_wall_clock_jumping_back_never_moves_the_watermark_back_nor_judges_a_day_again() {
+        // Every live input idle: the pipeline declares the wall clock minus the lateness.
+        let mut w = Watermark::new(Duration::from_secs(2 * 3600));
+        let i = w.add_input();
+        w.observe(i, t("2026-03-03T09:00:00+01:00"));
+        w.take_close();
+        w.deactivate(i);
+        w.advance_to(t("2026-03-04T01:00:00+01:00"));
+        assert_eq!(w.take_close(), Some(d("2026-03-03")), "the quiet night closes Tuesday");
+        let before = w.value();
+        // The clock is stepped back a day: the declaration is older than the watermark.
+        w.advance_to(t("2026-03-03T01:00:00+01:00"));
+        assert_eq!(w.value(), before, "never backwards");
+        assert_eq!(w.take_close(), None, "no day is closed (judged) again");
+        // The input delivers again, from before the jump: late, applied, nothing closes.
+        w.activate(i);
+        assert!(w.observe(i, t("2026-03-03T23:30:00+01:00")));
+        assert_eq!(w.value(), before);
+        assert_eq!(w.take_close(), None);
+    }
 }
