@@ -23,7 +23,7 @@ use crate::roster::Roster;
 use crate::sinks::dead_letter::DeadLetters;
 use crate::sinks::jsonl::{AlertFormat, JsonlSink};
 use crate::sinks::AlertSink;
-use crate::sources::file::{expand, order_by_first_time};
+use crate::sources::file::{expand, expand_path, order_by_first_time, FileInput, Input};
 
 /// brevvakt: enforces e-mail rules (no automatic external forwarding, daily reading duty,
 /// classified mail) from mail-server and proxy logs.
@@ -132,8 +132,12 @@ pub struct ReplayArgs {
     /// this RFC 3339 instant.
     #[arg(long, value_parser = parse_instant, requires = "kafka_topics")]
     pub to: Option<DateTime<Utc>>,
-    /// Inputs.
-    #[arg(required_unless_present = "kafka_topics")]
+    /// Format of the inputs that name none (default: `input.format`).
+    #[arg(long, value_enum, value_name = "FORMAT")]
+    pub input_format: Option<crate::decode::Format>,
+    /// Inputs: files, directories, globs or `-` (stdin), read after `input.files`.
+    /// `FORMAT:PATH` reads PATH in that format, e.g. `exchange_tracking:logs/MSGTRK*.LOG`
+    /// or `squid:/var/log/squid/access.log.1.gz`; several inputs are merged by event time.
     pub paths: Vec<String>,
 }
 
@@ -282,10 +286,14 @@ fn replay(a: ReplayArgs) -> Result<ExitCode> {
     // The endpoint comes up first, so health and readiness can be read during start-up.
     let endpoint = a.metrics_addr.map(start_endpoint).transpose()?;
     let roster = load_roster(settings.roster_path())?;
-    let inputs = order_by_first_time(expand(&a.paths)?, settings.config.input.format, &settings.decode_options());
-    let total: u64 = inputs.iter().filter_map(|i| match i {
-        crate::sources::file::Input::File(p) => std::fs::metadata(p).ok().map(|m| m.len()),
-        crate::sources::file::Input::Stdin => None,
+    let inputs = replay_inputs(&settings, a.input_format, &a.paths)?;
+    if inputs.is_empty() {
+        eprintln!("error: no inputs: name PATH… (or FORMAT:PATH…) or list [[input.files]] in the configuration");
+        return Ok(ExitCode::from(2));
+    }
+    let total: u64 = inputs.iter().filter_map(|i| match &i.input {
+        Input::File(p) => std::fs::metadata(p).ok().map(|m| m.len()),
+        Input::Stdin => None,
     }).sum();
     let dead_path = a.dead_letter.clone().unwrap_or_else(|| settings.config.output.dead_letter.clone());
     let state_dir = a.state_dir.clone().or_else(|| settings.config.state.dir.clone());
@@ -307,7 +315,7 @@ fn replay(a: ReplayArgs) -> Result<ExitCode> {
     let progress = (!a.quiet && io::stderr().is_terminal()).then(|| progress_bar(total));
     let metrics = endpoint.as_ref().map(|(m, _)| m.clone());
     let opts = Options { workers, until: a.until, progress, state_dir, resume, metrics };
-    let summary = crate::pipeline::replay(Arc::new(settings), Arc::new(roster), inputs, sink, &mut dead, opts)?;
+    let summary = crate::pipeline::run(Arc::new(settings), Arc::new(roster), crate::pipeline::Source::Files(inputs), sink, &mut dead, opts)?;
     eprint!("{}", render_summary(&summary, &dead_path));
     if let Some((_, server)) = endpoint {
         if a.linger > 0 {
@@ -317,6 +325,17 @@ fn replay(a: ReplayArgs) -> Result<ExitCode> {
         server.shutdown();
     }
     Ok(if summary.input_errors.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+/// The inputs of a replay: `input.files`, then the arguments (`FORMAT:PATH` or a path in
+/// `--input-format`, default `input.format`), in the time order of their first records.
+fn replay_inputs(settings: &Settings, input_format: Option<crate::decode::Format>, args: &[String]) -> Result<Vec<FileInput>> {
+    let mut inputs = Vec::new();
+    for (format, path) in settings.input_files() {
+        inputs.extend(expand_path(&path, format)?);
+    }
+    inputs.extend(expand(args, input_format.unwrap_or(settings.config.input.format))?);
+    Ok(order_by_first_time(inputs, &settings.decode_options()))
 }
 
 fn run(a: RunArgs) -> Result<ExitCode> {
@@ -445,6 +464,9 @@ fn replay_kafka(a: ReplayArgs) -> Result<ExitCode> {
 fn kafka_replay_refusal(a: &ReplayArgs) -> Option<String> {
     if !a.paths.is_empty() {
         return Some(format!("--kafka-topic replays Kafka topics and cannot be combined with file inputs ({}): run one replay per kind of input", a.paths.join(" ")));
+    }
+    if a.input_format.is_some() {
+        return Some("--input-format applies to file inputs: a topic's format is its `[[kafka.topics]]` format, else `input.format`".into());
     }
     if a.state_dir.is_some() {
         return Some("--state-dir is not supported with --kafka-topic: a Kafka replay keeps no checkpoints (run it again: it reads the same records)".into());

@@ -352,8 +352,15 @@ pub struct RosterConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Input {
-    /// Decoder for files and stdin.
+    /// Decoder for files and stdin: the format of `replay` arguments without a `FORMAT:`
+    /// prefix (`--input-format` overrides it) and of `input.files` without a format.
     pub format: crate::decode::Format,
+    /// Files `replay` reads before its arguments, each with its own format, e.g.
+    /// `files = [{ path = "logs/MSGTRK*.LOG", format = "exchange_tracking" }, { path =
+    /// "/var/log/squid/access.log.1.gz", format = "squid" }]`. `path` is a file, directory
+    /// or glob (relative to the config file's directory); `format` defaults to
+    /// `input.format`. `run` (Kafka) ignores them.
+    pub files: Vec<InputFile>,
     /// Records longer than this many bytes are dead-lettered as `too_long`.
     pub max_line_bytes: usize,
     /// Year of RFC 3164 syslog times, which carry none (Postfix/Dovecot). Never guessed:
@@ -362,6 +369,17 @@ pub struct Input {
     /// Time zone of RFC 3164 syslog times, which carry no offset (IANA name).
     #[serde(deserialize_with = "time_zone")]
     pub syslog_timezone: chrono_tz::Tz,
+}
+
+/// One entry of `input.files`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InputFile {
+    /// A file, a directory (read recursively) or a glob.
+    pub path: String,
+    /// The format of its records, a name as `input.format` takes (default `input.format`).
+    #[serde(default)]
+    pub format: Option<String>,
 }
 
 /// `[output]`
@@ -430,6 +448,8 @@ impl Default for Input {
         // 1 MiB: far above any real log line (a few KiB), low enough to bound memory.
         Input {
             format: crate::decode::Format::Normalized,
+            // Inputs are named on the command line unless a deployment lists them here.
+            files: Vec::new(),
             max_line_bytes: 1 << 20,
             syslog_year: None,
             // The organisations' servers log in Swedish local time.
@@ -550,6 +570,7 @@ impl Settings {
         check_limits(&config, &mut errs);
         check_allow_list(&config.forwarding.allow, &mut errs);
         check_webmail(&config.reading.webmail, &mut errs);
+        check_input_files(&config.input.files, &mut errs);
         if let Some(k) = &config.kafka {
             check_kafka(k, &mut errs);
         }
@@ -563,6 +584,17 @@ impl Settings {
     /// The roster path resolved against the config file's directory.
     pub fn roster_path(&self) -> Option<PathBuf> {
         self.config.roster.path.as_ref().map(|p| self.base_dir.join(p))
+    }
+
+    /// `input.files` as (format, path) with relative paths resolved against the config
+    /// file's directory.
+    pub fn input_files(&self) -> Vec<(crate::decode::Format, String)> {
+        let resolve = |p: &str| match Path::new(p).is_absolute() {
+            true => p.to_owned(),
+            false => self.base_dir.join(p).display().to_string(),
+        };
+        let format = |f: &InputFile| f.format.as_deref().and_then(crate::decode::Format::from_name).unwrap_or(self.config.input.format);
+        self.config.input.files.iter().map(|f| (format(f), resolve(&f.path))).collect()
     }
 
     /// What the decoders need from the configuration.
@@ -682,6 +714,18 @@ fn check_allow_list(allow: &[AllowedTarget], errs: &mut Vec<ConfigError>) {
     }
 }
 
+fn check_input_files(files: &[InputFile], errs: &mut Vec<ConfigError>) {
+    for (i, f) in files.iter().enumerate() {
+        if f.path.trim().is_empty() {
+            errs.push(ConfigError { field: format!("input.files[{i}].path"), reason: "must not be empty".into() });
+        }
+        if let Some(name) = f.format.as_deref().filter(|n| crate::decode::Format::from_name(n).is_none()) {
+            let reason = format!("{name:?} is not a format (one of {})", crate::decode::Format::names());
+            errs.push(ConfigError { field: format!("input.files[{i}].format"), reason });
+        }
+    }
+}
+
 fn check_webmail(routes: &[WebmailRoute], errs: &mut Vec<ConfigError>) {
     for (i, r) in routes.iter().enumerate() {
         if crate::domains::to_ascii(&r.host).is_err() {
@@ -760,6 +804,28 @@ mod tests {
         let e = resolve_secret("sasl.password", "${env:BREVVAKT_TEST_SECRET_MISSING}").unwrap_err();
         assert!(e.contains("BREVVAKT_TEST_SECRET_MISSING") && e.contains("sasl.password"));
         assert!(valid_topic_name("mail.events_1-a") && !valid_topic_name("..") && !valid_topic_name("a/b") && !valid_topic_name(""));
+    }
+
+    #[test]
+    fn input_files_name_their_format_and_are_resolved_against_the_config() {
+        let text = DEFAULT_TOML.replace(
+            "[input]\n",
+            "[input]\nfiles = [{ path = \"logs/MSGTRK*.LOG\", format = \"exchange-tracking\" }, { path = \"/var/log/squid/access.log\", format = \"squid\" }, { path = \"events.jsonl\" }]\n",
+        );
+        let s = Settings::from_toml(&text, Path::new("/etc/brevvakt")).unwrap();
+        assert_eq!(
+            s.input_files(),
+            [
+                (crate::decode::Format::ExchangeTracking, "/etc/brevvakt/logs/MSGTRK*.LOG".to_string()),
+                (crate::decode::Format::Squid, "/var/log/squid/access.log".to_string()),
+                (crate::decode::Format::Normalized, "/etc/brevvakt/events.jsonl".to_string()),
+            ]
+        );
+        let bad = DEFAULT_TOML.replace("[input]\n", "[input]\nfiles = [{ path = \"a.log\", format = \"squidd\" }, { path = \" \" }]\n");
+        let errs = Settings::from_toml(&bad, Path::new(".")).unwrap_err();
+        let fields: Vec<&str> = errs.0.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(fields, ["input.files[0].format", "input.files[1].path"], "{errs}");
+        assert!(errs.0[0].reason.contains("exchange_tracking"), "the known formats are listed: {errs}");
     }
 
     #[test]

@@ -2,6 +2,8 @@
 //! documentation (`tests/fixtures/formats/`): what each record means for the rules, what is
 //! skipped, and that malformed input is a bounded error, never a panic.
 
+mod common;
+
 use std::path::Path;
 
 use brevvakt::decode::{DecodeError, DecodeOptions, ErrorReason, Format};
@@ -333,15 +335,55 @@ fn tracking_send_carries_classification_and_encryption() {
 }
 
 #[test]
-fn tracking_expand_and_resolve_are_readdressing() {
+fn tracking_expand_is_readdressing_with_the_group_as_original() {
     let lines = decode(Format::ExchangeTracking, "exchange_tracking.log");
     let expand = message(body(&lines, 9));
     assert_eq!(expand.action, Action::Expand);
     assert_eq!(expand.recipients, ["anna.andersson@exempel.se", "bertil.berg@exempel.se"]);
     assert_eq!(expand.original_recipient.as_deref(), Some("socialtjansten@exempel.se"));
     assert_eq!(expand.direction, Direction::Internal);
-    let resolve = message(body(&lines, 10));
-    assert_eq!((resolve.action, resolve.original_recipient.as_deref()), (Action::Forward, Some("anna@exempel.se")));
+}
+
+#[test]
+fn tracking_resolve_to_the_primary_or_a_contacts_address_is_not_readdressing() {
+    // Exchange: RESOLVE rewrites a recipient address to the primary SMTP address of the
+    // same directory object; the message's own DELIVER/SEND follows.
+    let lines = decode(Format::ExchangeTracking, "exchange_tracking.log");
+    assert_eq!(at(&lines, 10), &[], "proxy address anna@ resolved to the primary anna.andersson@");
+    assert_eq!(at(&lines, 31), &[], "a mail contact's address resolved to its external address");
+    let send = message(body(&lines, 32));
+    assert_eq!((send.action, send.original_recipient.as_deref()), (Action::Relay, None), "the contact's mail is the sender's own");
+    assert_eq!(send.recipients, ["kontakt@partner.example"]);
+}
+
+#[test]
+fn tracking_redirect_by_mailbox_forwarding_names_the_mailbox_and_the_kept_copy_is_delivered() {
+    // Exchange: REDIRECT is the alternative recipient of a mailbox's forwarding address;
+    // with DeliverToMailboxAndForward the mailbox's own copy is a separate DELIVER.
+    let lines = decode(Format::ExchangeTracking, "exchange_tracking.log");
+    let redirect = message(body(&lines, 33));
+    assert_eq!((redirect.action, redirect.direction), (Action::Redirect, Direction::Outbound));
+    assert_eq!(redirect.recipients, ["david.privat@outlook.com"]);
+    assert_eq!(redirect.original_recipient.as_deref(), Some("david.dahl@exempel.se"));
+    let kept = message(body(&lines, 34));
+    assert_eq!((kept.action, kept.recipients.as_slice(), kept.original_recipient.as_deref()), (Action::Deliver, &["david.dahl@exempel.se".to_string()][..], None));
+}
+
+#[test]
+fn tracking_readdressing_alerts_follow_the_documented_meaning() {
+    let lines = decode(Format::ExchangeTracking, "exchange_tracking.log");
+    let events: Vec<String> = lines.iter().flatten().flatten().map(|e| {
+        let mut v = serde_json::to_value(&e.body).unwrap();
+        v["time"] = serde_json::json!(e.time.to_rfc3339());
+        v.to_string()
+    }).collect();
+    let alerts = common::run(&events, vec![], None);
+    let mut forwarded: Vec<(&str, &str)> = common::open(&alerts, brevvakt::alert::Rule::ExternalForwarding)
+        .iter()
+        .map(|a| (a.mailbox.as_str(), a.evidence.targets[0].as_str()))
+        .collect();
+    forwarded.sort();
+    assert_eq!(forwarded, [("bertil.berg@exempel.se", "bertil.berg@hotmail.com"), ("david.dahl@exempel.se", "david.privat@outlook.com")], "REDIRECT forwards; RESOLVE to a contact does not");
 }
 
 #[test]
@@ -386,7 +428,7 @@ fn tracking_quoted_line_break_joins_and_fields_header_is_reread() {
 #[test]
 fn tracking_skips_receive_and_fail_and_reports_bad_records() {
     let lines = decode(Format::ExchangeTracking, "exchange_tracking.log");
-    for line in [1, 2, 3, 4, 5, 6, 12, 22] {
+    for line in [1, 2, 3, 4, 5, 6, 10, 12, 22, 26, 27, 28, 29, 30, 31] {
         assert_eq!(at(&lines, line), &[], "line {line}");
     }
     assert_eq!(message(body(&lines, 23)).message_id, "after@x", "a record after a truncated quoted field survives");
@@ -396,6 +438,54 @@ fn tracking_skips_receive_and_fail_and_reports_bad_records() {
     );
     let before = decode_lines(Format::ExchangeTracking, &opts(), &["2026-03-02T07:00:00.000Z,DELIVER"]);
     assert_eq!(errors(&before), [(1, ErrorReason::Syntax)], "a record before any #Fields: line");
+}
+
+/// Feeds `lines` to one decoder, then ends the input: the events, and what `finish` said.
+fn decode_to_end(format: Format, lines: &[&str]) -> (Vec<Event>, Result<Vec<Event>, brevvakt::decode::Unfinished>) {
+    let mut decoder = format.decoder(&opts());
+    let name: std::sync::Arc<str> = "input".into();
+    let mut events = Vec::new();
+    for (i, line) in lines.iter().enumerate() {
+        decoder.decode(line.as_bytes(), &SourcePos::line(name.clone(), i as u64 + 1), &mut events).unwrap();
+    }
+    let mut held = Vec::new();
+    let finished = decoder.finish(&mut held).map(|()| held);
+    assert_eq!(decoder.finish(&mut Vec::new()), Ok(()), "what was held is handed over once");
+    (events, finished)
+}
+
+#[test]
+fn tracking_record_open_at_the_end_of_input_is_reported_where_it_began() {
+    let fields = "#Fields: date-time,event-id,message-id,recipient-address,message-subject";
+    let (events, end) = decode_to_end(
+        Format::ExchangeTracking,
+        &[fields, "2026-03-02T07:00:00.000Z,DELIVER,<a@x>,anna@exempel.se,Hej", "2026-03-02T07:01:00.000Z,DELIVER,<b@x>,anna@exempel.se,\"Avbrutet", "mitt i ämnet"],
+    );
+    assert_eq!(events.len(), 1);
+    let u = end.unwrap_err();
+    assert_eq!((u.pos.offset, u.error.reason), (3, ErrorReason::Syntax));
+    assert_eq!(u.raw, "2026-03-02T07:01:00.000Z,DELIVER,<b@x>,anna@exempel.se,\"Avbrutet\nmitt i ämnet".as_bytes());
+    let (_, complete) = decode_to_end(Format::ExchangeTracking, &[fields, "2026-03-02T07:00:00.000Z,DELIVER,<a@x>,anna@exempel.se,\"två", "rader\""]);
+    assert_eq!(complete.unwrap(), [], "a record closed on the last line holds nothing back");
+}
+
+#[test]
+fn admin_audit_csv_record_open_at_the_end_of_input_is_reported_where_it_began() {
+    let header = "\"RunDate\",\"CmdletName\",\"CmdletParameters\",\"ObjectModified\",\"Caller\",\"Succeeded\"";
+    let open = "\"2026-03-02T08:00:00+01:00\",\"Set-Mailbox\",\"[{\"\"Name\"\":\"\"ForwardingSmtpAddress\"\",";
+    let rest = "\"\"Value\"\":\"\"smtp:x@gmail.com\"\"}]";
+    let (events, end) = decode_to_end(Format::ExchangeAdminAudit, &[header, open, rest]);
+    assert_eq!(events, []);
+    let u = end.unwrap_err();
+    assert_eq!((u.pos.offset, u.error.reason), (2, ErrorReason::Syntax));
+    assert_eq!(u.raw, format!("{open}\n{rest}").into_bytes());
+}
+
+#[test]
+fn decoders_without_state_hold_nothing_at_the_end() {
+    for format in [Format::Normalized, Format::M365, Format::Squid, Format::Syslog] {
+        assert_eq!(decode_to_end(format, &[]).1, Ok(vec![]), "{format:?}");
+    }
 }
 
 // ---------------------------------------------------------------- Postfix + Dovecot syslog

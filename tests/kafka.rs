@@ -440,6 +440,7 @@ fn kafka_replay_from_a_time_gives_the_alerts_of_a_file_replay_of_the_records_fro
 fn kafka_replay_is_refused_with_file_inputs_or_a_state_dir() {
     for (args, says) in [
         (&["--kafka-topic", INPUT, "events.jsonl"][..], "cannot be combined with file inputs"),
+        (&["--kafka-topic", INPUT, "--input-format", "squid"][..], "--input-format applies to file inputs"),
         (&["--kafka-topic", INPUT, "--state-dir", "state"][..], "--state-dir is not supported with --kafka-topic"),
         (&["--kafka-topic", INPUT][..], "--kafka-brokers"),
         (&["--kafka-topic", INPUT, "--kafka-brokers", "127.0.0.1:1", "--from", "2026-06-18T00:00:00Z", "--to", "2026-06-17T00:00:00Z"][..], "before --from"),

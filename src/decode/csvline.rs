@@ -11,7 +11,8 @@
 //!
 //! Guarantees: never panics; a field borrows the line unless it held a doubled quote; a
 //! record whose quoted field is not closed within [`MAX_RECORD_BYTES`] is a `syntax` error,
-//! so a stray quote cannot swallow the rest of a file.
+//! so a stray quote cannot swallow the rest of a file; a record still open when the input
+//! ends is handed back by [`Joiner::finish`] with its bytes and the position it began at.
 //!
 //! Not supported: other separators or quote characters, and a quote character inside an
 //! unquoted field that changes the parity of a line's quotes (it is read as opening a
@@ -19,7 +20,8 @@
 
 use std::borrow::Cow;
 
-use super::{DecodeError, ErrorReason};
+use super::{DecodeError, ErrorReason, Unfinished};
+use crate::event::SourcePos;
 
 /// The longest record a quoted field may stretch over several lines to.
 pub const MAX_RECORD_BYTES: usize = 64 * 1024;
@@ -76,21 +78,22 @@ fn quoted_field(s: &str) -> Result<(Cow<'_, str>, Option<&str>), DecodeError> {
 #[derive(Debug, Default)]
 pub struct Joiner {
     pending: String,
-    open: bool,
+    /// Where the open record began; `None` while no record is open.
+    start: Option<SourcePos>,
 }
 
 impl Joiner {
-    /// Feeds one line: returns the record it completes, or `None` while a quoted field is
-    /// still open (the line is kept until the field closes).
-    pub fn push<'a>(&'a mut self, line: &'a str) -> Result<Option<Cow<'a, str>>, DecodeError> {
+    /// Feeds one line read at `pos`: returns the record it completes, or `None` while a
+    /// quoted field is still open (the line is kept until the field closes).
+    pub fn push<'a>(&'a mut self, line: &'a str, pos: &SourcePos) -> Result<Option<Cow<'a, str>>, DecodeError> {
         let odd = line.bytes().filter(|&b| b == b'"').count() % 2 == 1;
-        if !self.open {
+        if self.start.is_none() {
             if !odd {
                 return Ok(Some(Cow::Borrowed(line)));
             }
             self.pending.clear();
             self.pending.push_str(line);
-            self.open = true;
+            self.start = Some(pos.clone());
             return Ok(None);
         }
         self.pending.push('\n');
@@ -103,7 +106,7 @@ impl Joiner {
             ));
         }
         if odd {
-            self.open = false;
+            self.start = None;
             return Ok(Some(Cow::Owned(std::mem::take(&mut self.pending))));
         }
         Ok(None)
@@ -111,13 +114,30 @@ impl Joiner {
 
     /// True while an earlier line left a quoted field open.
     pub fn is_open(&self) -> bool {
-        self.open
+        self.start.is_some()
+    }
+
+    /// Where the record an earlier line left open began, if one is open.
+    pub fn open_at(&self) -> Option<&SourcePos> {
+        self.start.as_ref()
     }
 
     /// Drops a record left open (a truncated line).
     pub fn abandon(&mut self) {
         self.pending.clear();
-        self.open = false;
+        self.start = None;
+    }
+
+    /// The input ended: a record still open is reported (`syntax`) with its bytes and the
+    /// position it began at.
+    pub fn finish(&mut self) -> Result<(), Unfinished> {
+        let Some(pos) = self.start.take() else { return Ok(()) };
+        let raw = std::mem::take(&mut self.pending).into_bytes();
+        let error = DecodeError::new(
+            ErrorReason::Syntax,
+            format!("the input ended inside a quoted CSV field of the record that began at {pos}"),
+        );
+        Err(Unfinished { pos, raw, error })
     }
 }
 
@@ -142,23 +162,40 @@ mod tests {
         assert_eq!(split(r#""a"b,c"#).unwrap_err().reason, ErrorReason::Syntax);
     }
 
+    fn pos(line: u64) -> SourcePos {
+        SourcePos::line("t".into(), line)
+    }
+
     #[test]
     fn a_quoted_line_break_joins_two_lines() {
         let mut j = Joiner::default();
-        assert_eq!(j.push(r#"1,"first"#).unwrap(), None);
-        assert!(j.is_open());
-        let rec = j.push(r#"second",3"#).unwrap().unwrap().into_owned();
+        assert_eq!(j.push(r#"1,"first"#, &pos(1)).unwrap(), None);
+        assert_eq!(j.open_at(), Some(&pos(1)));
+        let rec = j.push(r#"second",3"#, &pos(2)).unwrap().unwrap().into_owned();
         assert_eq!(fields(&rec), ["1", "first\nsecond", "3"]);
-        assert_eq!(j.push("4,5").unwrap().as_deref(), Some("4,5"));
+        assert_eq!(j.push("4,5", &pos(3)).unwrap().as_deref(), Some("4,5"));
+        assert_eq!(j.finish(), Ok(()), "nothing held");
     }
 
     #[test]
     fn a_record_that_never_closes_is_bounded() {
         let mut j = Joiner::default();
-        j.push("\"open").unwrap();
+        j.push("\"open", &pos(1)).unwrap();
         let long = "x".repeat(1024);
-        let err = (0..100).find_map(|_| j.push(&long).err()).unwrap();
+        let err = (0..100).find_map(|_| j.push(&long, &pos(2)).err()).unwrap();
         assert_eq!(err.reason, ErrorReason::Syntax);
-        assert!(!j.is_open());
+        assert!(j.open_at().is_none());
+    }
+
+    #[test]
+    fn a_record_open_at_the_end_is_handed_back_with_its_start_and_bytes() {
+        let mut j = Joiner::default();
+        j.push("a,b", &pos(1)).unwrap();
+        j.push("c,\"half", &pos(2)).unwrap();
+        j.push("more", &pos(3)).unwrap();
+        let u = j.finish().unwrap_err();
+        assert_eq!((u.pos, u.raw.as_slice(), u.error.reason), (pos(2), b"c,\"half\nmore".as_slice(), ErrorReason::Syntax));
+        assert!(u.error.detail.contains("t:2"), "{}", u.error.detail);
+        assert_eq!(j.finish(), Ok(()), "reported once");
     }
 }

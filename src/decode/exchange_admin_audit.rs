@@ -22,7 +22,9 @@
 //! CSV: the first row that is not a `#TYPE` line is the header (column names matched
 //! case-insensitively; a line starting with `"RunDate"`, `"CmdletName"`, … may come again
 //! when files are concatenated and then resets the header). Quoted cells may hold commas,
-//! doubled quotes and line breaks (a record then spans lines).
+//! doubled quotes and line breaks (a record then spans lines). A record whose quoted cell is
+//! still open when the input ends is reported by [`Decoder::finish`] as a `syntax` error at
+//! the line it began on, with its bytes.
 //!
 //! Not supported: the XML report the admin center mails, `ModifiedProperties` (old/new
 //! values), CSV without a header row.
@@ -34,7 +36,7 @@ use serde::Deserialize;
 
 use super::csvline::{self, Joiner};
 use super::exchange_cmdlet::{self, json_error, Cmdlet, Params};
-use super::{check_year, parse_time, utf8, DecodeError, Decoder, ErrorReason};
+use super::{check_year, parse_time, utf8, DecodeError, Decoder, ErrorReason, Unfinished};
 use crate::event::{Event, SourcePos};
 
 /// Decodes admin audit log JSON lines and CSV; keeps the CSV header between lines.
@@ -78,9 +80,13 @@ impl Decoder for AdminAuditDecoder {
         if !self.joiner.is_open() && text.trim_start().starts_with('{') {
             return json_record(text, pos, out);
         }
-        let Some(record) = self.joiner.push(text)? else { return Ok(()) };
+        let Some(record) = self.joiner.push(text, pos)? else { return Ok(()) };
         let record = record.into_owned();
         self.csv_record(&record, pos, out)
+    }
+
+    fn finish(&mut self, _out: &mut Vec<Event>) -> Result<(), Unfinished> {
+        self.joiner.finish()
     }
 }
 

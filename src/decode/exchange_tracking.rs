@@ -7,8 +7,8 @@
 //! |---|---|---|
 //! | `date-time` | `Event::time` | required; RFC 3339 UTC (`2026-03-02T07:00:01.123Z`) |
 //! | `event-id` | `action` | required; see below, other ids skipped |
-//! | `recipient-address` | `recipients` | split on `;`, normalised |
-//! | `related-recipient-address` | `original_recipient` | for REDIRECT, EXPAND, RESOLVE: the address as first addressed (the redirected mailbox, the expanded group, the secondary proxy address) |
+//! | `recipient-address` | `recipients` | split on `;`, normalised; for `REDIRECT` the alternative recipient, for `EXPAND` the group's members |
+//! | `related-recipient-address` | `original_recipient` | for `REDIRECT` and `EXPAND` only: the mailbox whose forwarding redirected the message, the group that was expanded |
 //! | `return-path`, else `sender-address` | `sender` | the envelope sender when logged |
 //! | `message-id` | `message_id` | angle brackets removed |
 //! | `server-hostname` | `server` | |
@@ -17,15 +17,25 @@
 //! | `custom-data` | `classification`, `encryption` | the convention below |
 //! | `source` | — | `MAILBOXRULE` marks a copy made by an inbox rule |
 //!
-//! | `event-id` | action |
-//! |---|---|
-//! | `DELIVER` | `deliver` |
-//! | `SEND` | `relay` |
-//! | `REDIRECT` | `redirect` (mailbox forwarding, e.g. `ForwardingSmtpAddress`) |
-//! | `EXPAND` | `expand` (distribution group) |
-//! | `RESOLVE` | `forward` (recipient resolved to another address) |
-//! | `RECEIVE` with `source` `MAILBOXRULE` | `forward` (an inbox rule's forward/redirect copy; no original recipient) |
-//! | others (`RECEIVE`, `SUBMIT`, `FAIL`, `DSN`, `TRANSFER`, `DEFER`, …) | skipped |
+//! | `event-id` | action | what Exchange documents it as |
+//! |---|---|---|
+//! | `DELIVER` | `deliver` | delivered to a local mailbox |
+//! | `SEND` | `relay` | sent by SMTP to another server or transport service |
+//! | `REDIRECT` | `redirect` | redirected to an alternative recipient after an Active Directory lookup: the alternative recipient of a mailbox's forwarding (`ForwardingAddress`, `ForwardingSmtpAddress`); logged whether or not a copy is also delivered (`DeliverToMailboxAndForward`, which then logs its own `DELIVER`) |
+//! | `EXPAND` | `expand` | a distribution group was expanded |
+//! | `RECEIVE` with `source` `MAILBOXRULE` | `forward` | the forward/redirect copy an inbox rule made (no original recipient is logged) |
+//! | `RESOLVE` | skipped | a recipient address (e.g. a secondary proxy address) was rewritten to the primary SMTP address of the *same* directory object (for a mail contact: its external address); it re-addresses nothing, and the message's later `DELIVER`/`SEND` carries the resolved address |
+//! | others (`RECEIVE`, `SUBMIT`, `FAIL`, `DSN`, `TRANSFER`, `DEFER`, …) | skipped | |
+//!
+//! Sources for the event ids: the Exchange Server documentation "Message tracking" (event
+//! types, and `related-recipient-address`: "used with EXPAND, REDIRECT, and RESOLVE events
+//! to display other recipient email addresses"), "Recipient resolution in Exchange Server"
+//! (REDIRECT: "redirected to an alternative recipient as specified by the ForwardingAddress
+//! parameter"; RESOLVE: "a recipient email address was changed to the primary SMTP email
+//! address of the corresponding Active Directory recipient object") and Microsoft Graph's
+//! `messageEvent` ("Redirect means the message was sent to a different recipient (either a
+//! redirection rule or a forwarding address)"; "Resolve means the message was sent to a
+//! proxy address and we rewrote that address to the user's primary address").
 //!
 //! Classification convention: a transport rule or agent writes `S:Classification=N` and
 //! `S:Encryption=E` items into `custom-data` (items separated by `;`, the `S:` type prefix
@@ -37,13 +47,15 @@
 //! [`csvline`]); a record whose field count differs from `#Fields:` is a
 //! `syntax` error, as is a record before any `#Fields:` line. A line that begins like a new
 //! record (`#` or a date) while a quoted field is still open means the earlier line was
-//! truncated: that fragment is dropped with a warning naming its position.
+//! truncated: that fragment is dropped with a warning naming its position. A record whose
+//! quoted field is still open when the input ends is reported by [`Decoder::finish`] as a
+//! `syntax` error at the line it began on, with its bytes.
 
 use std::borrow::Cow;
 
 use super::csvline::{self, Joiner};
 use super::mail::{address_list, direction, message_id};
-use super::{parse_time, utf8, DecodeError, DecodeOptions, Decoder, ErrorReason};
+use super::{parse_time, utf8, DecodeError, DecodeOptions, Decoder, ErrorReason, Unfinished};
 use crate::domains::OrgDomains;
 use crate::event::{addr, Action, Encryption, Event, EventBody, MailMessage, SourcePos};
 
@@ -52,7 +64,6 @@ use crate::event::{addr, Action, Encryption, Event, EventBody, MailMessage, Sour
 pub struct TrackingDecoder {
     columns: Option<Columns>,
     joiner: Joiner,
-    open_since: u64,
     org: OrgDomains,
 }
 
@@ -77,14 +88,14 @@ struct Columns {
 impl TrackingDecoder {
     /// A decoder for one log (uses the organisation's domains for `direction`).
     pub fn new(opts: &DecodeOptions) -> Self {
-        TrackingDecoder { columns: None, joiner: Joiner::default(), open_since: 0, org: opts.org_domains.clone() }
+        TrackingDecoder { columns: None, joiner: Joiner::default(), org: opts.org_domains.clone() }
     }
 }
 
 impl Decoder for TrackingDecoder {
     fn decode(&mut self, line: &[u8], pos: &SourcePos, out: &mut Vec<Event>) -> Result<(), DecodeError> {
         let text = utf8(line)?.trim_start_matches('\u{feff}');
-        self.drop_truncated(text, pos);
+        self.drop_truncated(text);
         if let Some(fields) = text.strip_prefix("#Fields:") {
             self.columns = Some(Columns::parse(fields)?);
             return Ok(());
@@ -92,7 +103,7 @@ impl Decoder for TrackingDecoder {
         if text.starts_with('#') || (text.trim().is_empty() && !self.joiner.is_open()) {
             return Ok(());
         }
-        let Some(record) = self.joiner.push(text)? else { return Ok(()) };
+        let Some(record) = self.joiner.push(text, pos)? else { return Ok(()) };
         let cols = self
             .columns
             .as_ref()
@@ -103,22 +114,18 @@ impl Decoder for TrackingDecoder {
         }
         Ok(())
     }
+
+    fn finish(&mut self, _out: &mut Vec<Event>) -> Result<(), Unfinished> {
+        self.joiner.finish()
+    }
 }
 
 impl TrackingDecoder {
-    /// Drops a record left open by a truncated line when a new record begins, and notes
-    /// where the next record starts.
-    fn drop_truncated(&mut self, text: &str, pos: &SourcePos) {
-        if self.joiner.is_open() && starts_record(text) {
-            tracing::warn!(
-                "{}: record starting at line {} ended inside a quoted field (truncated); dropped",
-                pos.name,
-                self.open_since
-            );
+    /// Drops a record left open by a truncated line when a new record begins.
+    fn drop_truncated(&mut self, text: &str) {
+        if let Some(start) = self.joiner.open_at().filter(|_| starts_record(text)) {
+            tracing::warn!("{start}: record ended inside a quoted field (truncated); dropped");
             self.joiner.abandon();
-        }
-        if !self.joiner.is_open() {
-            self.open_since = pos.offset;
         }
     }
 }
@@ -193,7 +200,8 @@ impl Columns {
     }
 }
 
-/// The action of an event id, and whether `related-recipient-address` is the original.
+/// The action of an event id, and whether `related-recipient-address` is the original
+/// recipient (`RESOLVE` and the other ids not listed are skipped: see the module doc).
 fn action(event_id: &str, source: &str) -> Option<(Action, bool)> {
     let is = |id: &str| event_id.eq_ignore_ascii_case(id);
     if is("DELIVER") {
@@ -204,8 +212,6 @@ fn action(event_id: &str, source: &str) -> Option<(Action, bool)> {
         Some((Action::Redirect, true))
     } else if is("EXPAND") {
         Some((Action::Expand, true))
-    } else if is("RESOLVE") {
-        Some((Action::Forward, true))
     } else if is("RECEIVE") && source.eq_ignore_ascii_case("MAILBOXRULE") {
         Some((Action::Forward, false))
     } else {

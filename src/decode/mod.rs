@@ -4,7 +4,11 @@
 //! events or a [`DecodeError`] whose [`ErrorReason`] is one of a small fixed set (so it can
 //! be a metric label) plus a human-readable detail for the dead-letter file. Decoders may
 //! keep state between lines of one input (a CSV `#Fields:` header, a Postfix queue id
-//! correlation), so one decoder instance serves exactly one input, in order.
+//! correlation), so one decoder instance serves exactly one input, in order. When the input
+//! ends, [`Decoder::finish`] hands over what a decoder still holds: a record it can complete
+//! becomes events, one it cannot (a CSV record whose quoted field never closed) is an
+//! [`Unfinished`] record with its position and bytes, so it is counted and dead-lettered
+//! like any bad line instead of vanishing.
 //!
 //! Not guaranteed: that an event is *relevant*; lines a format writes that carry nothing
 //! the rules need (headers, unrelated cmdlets) are skipped silently (`Ok` with no event).
@@ -33,6 +37,24 @@ use crate::event::{Event, SourcePos};
 pub trait Decoder: Send {
     /// Decodes `line` (without its line terminator), read at `pos`, appending to `out`.
     fn decode(&mut self, line: &[u8], pos: &SourcePos, out: &mut Vec<Event>) -> Result<(), DecodeError>;
+
+    /// The input has ended: appends the events of anything still held to `out`, or reports
+    /// the record that cannot be completed. Decoders that hold nothing between lines keep
+    /// the default (nothing to do).
+    fn finish(&mut self, _out: &mut Vec<Event>) -> Result<(), Unfinished> {
+        Ok(())
+    }
+}
+
+/// A record a decoder still held when its input ended and could not complete.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unfinished {
+    /// Where the record began.
+    pub pos: SourcePos,
+    /// The record's bytes as read (its lines joined by `\n`).
+    pub raw: Vec<u8>,
+    /// Why it is bad.
+    pub error: DecodeError,
 }
 
 /// Why a record could not be decoded: a bounded set, used as a metric label.
@@ -116,8 +138,12 @@ pub enum Format {
     /// Microsoft 365 / Exchange Online unified audit log records, JSON (see [`m365`]).
     M365,
     /// Exchange Server admin audit log records, JSON lines or CSV (see [`exchange_admin_audit`]).
+    #[serde(alias = "exchange-admin-audit")]
+    #[value(alias = "exchange-admin-audit")]
     ExchangeAdminAudit,
     /// Exchange Server message tracking log, CSV with `#Fields:` (see [`exchange_tracking`]).
+    #[serde(alias = "exchange-tracking")]
+    #[value(alias = "exchange-tracking")]
     ExchangeTracking,
     /// Postfix and Dovecot lines from syslog, RFC 3164 or RFC 5424 (see [`syslog`]).
     #[serde(alias = "postfix", alias = "dovecot")]
@@ -152,6 +178,21 @@ impl Default for DecodeOptions {
 }
 
 impl Format {
+    /// The format named `name` (`exchange_tracking` or `exchange-tracking`, any case, the
+    /// aliases `postfix` and `dovecot` included), `None` for any other text.
+    pub fn from_name(name: &str) -> Option<Format> {
+        <Format as clap::ValueEnum>::from_str(&name.replace('-', "_"), true).ok()
+    }
+
+    /// The names of every format, for messages (`normalized, m365, …`).
+    pub fn names() -> String {
+        let names: Vec<String> = <Format as clap::ValueEnum>::value_variants()
+            .iter()
+            .filter_map(|f| clap::ValueEnum::to_possible_value(f).map(|v| v.get_name().to_owned()))
+            .collect();
+        names.join(", ")
+    }
+
     /// A fresh decoder for one input of this format.
     pub fn decoder(self, opts: &DecodeOptions) -> Box<dyn Decoder> {
         match self {

@@ -26,6 +26,11 @@
 //! RFC 5424 structured data (`[id k="v" …]`, several elements, `\"`, `\\` and `\]` escaped
 //! in values) is skipped, never read; a UTF-8 BOM before the message is dropped.
 //!
+//! End of input: nothing is held back. The Postfix queue-id correlation remembers only the
+//! sender and Message-ID for *later* delivery lines (each delivery line is an event at once),
+//! so [`Decoder::finish`] keeps its default: what is still
+//! remembered then is metadata no event is waiting for.
+//!
 //! Not supported: syslog over the network framing (octet counts), lines of programs other
 //! than Postfix and Dovecot, RFC 3164 lines whose host field is missing and whose tag does
 //! not end in `:`.

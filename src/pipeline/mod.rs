@@ -19,7 +19,12 @@
 //! that keep state between lines (CSV headers, queue ids) are rebuilt.
 //!
 //! Sources ([`Source`]): files or Kafka partitions read to their end at start (a replay:
-//! `--until` applies at the end), or Kafka as a group member (a live run). In Kafka mode snapshots are taken every `kafka.commit_interval` even without a
+//! `--until` applies at the end), or Kafka as a group member (a live run). A replay's
+//! files, each decoded in its own format, arrive merged by event time (see
+//! [`read_merged`]) and share one watermark input, as one file would; a Kafka partition is
+//! a watermark input of its own. When an input ends, its decoder hands over what it still
+//! held ([`Decoder::finish`]): events, or a record it cannot complete, dead-lettered. In
+//! Kafka mode snapshots are taken every `kafka.commit_interval` even without a
 //! state directory (then the workers export nothing: the snapshot is positions only), and
 //! once the collector has written the snapshot's alerts and the alerts sink has flushed
 //! (for Kafka: every delivery acknowledged) — and, with a state directory, the checkpoint
@@ -63,7 +68,7 @@ use crate::roster::Roster;
 use crate::sinks::dead_letter::DeadLetters;
 use crate::sinks::{AlertSink, DeadLetterSink};
 use crate::detect::MailboxState;
-use crate::sources::file::{read_all, Input};
+use crate::sources::file::{read_merged, FileInput, Input};
 use crate::sources::kafka::KafkaSource;
 use crate::sources::kafka_replay::KafkaReplay;
 use crate::sources::{Chunk, CommitRequest, SourceMsg};
@@ -180,8 +185,9 @@ struct ShardPart {
 
 /// Where the records come from.
 pub enum Source {
-    /// Files (or stdin), read to their end: a replay.
-    Files(Vec<Input>),
+    /// Files (or stdin), each with its format, merged by time and read to their end: a
+    /// replay.
+    Files(Vec<FileInput>),
     /// A Kafka consumer: a live run, committing every `commit_interval`.
     Kafka {
         /// The subscribed consumer.
@@ -193,8 +199,10 @@ pub enum Source {
     KafkaReplay(KafkaReplay),
 }
 
-/// Runs the whole pipeline over `inputs` and returns the summary.
+/// Runs the whole pipeline over `inputs`, all in `input.format`, and returns the summary.
 pub fn replay(settings: Arc<Settings>, roster: Arc<Roster>, inputs: Vec<Input>, sink: Box<dyn AlertSink>, dead: &mut DeadLetters, opts: Options) -> Result<Summary> {
+    let format = settings.config.input.format;
+    let inputs = inputs.into_iter().map(|input| FileInput { input, format }).collect();
     run(settings, roster, Source::Files(inputs), sink, dead, opts)
 }
 
@@ -203,9 +211,10 @@ pub fn run(settings: Arc<Settings>, roster: Arc<Roster>, source: Source, sink: B
     let started = Instant::now();
     let n = opts.workers.max(1);
     let (raw_tx, raw_rx) = sync_channel::<SourceMsg>(8);
-    let (names, live, commit_tx, reader) = match source {
+    let (names, formats, live, commit_tx, reader) = match source {
         Source::Files(inputs) => {
-            let names: Vec<String> = inputs.iter().map(Input::name).collect();
+            let names: Vec<String> = inputs.iter().map(|i| i.input.name()).collect();
+            let formats: BTreeMap<usize, crate::decode::Format> = inputs.iter().map(|i| i.format).enumerate().collect();
             if let Some(cp) = &opts.resume {
                 check_same_inputs(cp, &inputs)?;
             }
@@ -213,16 +222,16 @@ pub fn run(settings: Arc<Settings>, roster: Arc<Roster>, source: Source, sink: B
                 Some(cp) => cp.inputs.iter().map(|p| p.done).collect(),
                 None => vec![false; inputs.len()],
             };
-            let max_line = settings.config.input.max_line_bytes;
-            let reader = thread::Builder::new().name("reader".into()).spawn(move || read_all(&inputs, &done, &raw_tx, max_line, 1 << 18))?;
-            (names, None, None, reader)
+            let (max_line, decode) = (settings.config.input.max_line_bytes, settings.decode_options());
+            let reader = thread::Builder::new().name("reader".into()).spawn(move || read_merged(&inputs, &done, &raw_tx, max_line, 1 << 18, &decode))?;
+            (names, formats, None, None, reader)
         }
         Source::Kafka { source, commit_interval } => {
             let (commit_tx, commit_rx) = channel::<CommitRequest>();
             let reader = thread::Builder::new().name("reader".into()).spawn(move || source.run(raw_tx, commit_rx))?;
-            (Vec::new(), Some(commit_interval), Some(commit_tx), reader)
+            (Vec::new(), BTreeMap::new(), Some(commit_interval), Some(commit_tx), reader)
         }
-        Source::KafkaReplay(source) => (Vec::new(), None, None, thread::Builder::new().name("reader".into()).spawn(move || source.run(raw_tx))?),
+        Source::KafkaReplay(source) => (Vec::new(), BTreeMap::new(), None, None, thread::Builder::new().name("reader".into()).spawn(move || source.run(raw_tx))?),
     };
     let (res_tx, res_rx) = sync_channel::<BatchResult>(n * settings.config.pipeline.queue_batches);
     let state_dir = opts.state_dir.clone();
@@ -243,6 +252,7 @@ pub fn run(settings: Arc<Settings>, roster: Arc<Roster>, source: Source, sink: B
     }
     drop(res_tx);
     let mut stage = Stage::new(settings.clone(), roster, worker_txs, dead, &opts, names, live);
+    stage.formats = formats;
     let routed = stage.run(raw_rx, opts.until);
     let mut summary = stage.finish();
     let mailboxes: usize = workers.into_iter().map(|w| w.join().unwrap_or(0)).sum();
@@ -259,8 +269,8 @@ pub fn run(settings: Arc<Settings>, roster: Arc<Roster>, source: Source, sink: B
 }
 
 /// A checkpoint can only continue the same inputs, in the same order.
-pub fn check_same_inputs(cp: &Checkpoint, inputs: &[Input]) -> Result<()> {
-    let names: Vec<String> = inputs.iter().map(Input::name).collect();
+pub fn check_same_inputs(cp: &Checkpoint, inputs: &[FileInput]) -> Result<()> {
+    let names: Vec<String> = inputs.iter().map(|i| i.input.name()).collect();
     let covered: Vec<&str> = cp.inputs.iter().map(|p| p.name.as_str()).collect();
     if covered != names.iter().map(String::as_str).collect::<Vec<_>>() {
         bail!("the checkpoint covers the inputs {covered:?}, not {names:?}: replay the same inputs, or use a fresh --state-dir");
@@ -499,7 +509,7 @@ impl<'a> Stage<'a> {
             self.reload_roster();
             match msg {
                 SourceMsg::Chunk(c) => self.chunk(&c)?,
-                SourceMsg::End { input, error } => self.end_input(input, error),
+                SourceMsg::End { input, error } => self.end_input(input, error)?,
                 SourceMsg::Opened { input, name, format } => self.open_input(input, name, format),
                 SourceMsg::Tick => {
                     self.deactivate_idle();
@@ -621,11 +631,15 @@ impl<'a> Stage<'a> {
         }
     }
 
-    fn end_input(&mut self, input: usize, error: Option<String>) {
-        if let Some(wm) = self.watermark_inputs.get(&input) {
-            self.watermark.deactivate(*wm);
+    fn end_input(&mut self, input: usize, error: Option<String>) -> Result<()> {
+        // Merged files share one watermark input, which stays active to the end; a
+        // partition's own input stops holding the watermark back.
+        if let Some(&wm) = self.watermark_inputs.get(&input) {
+            if self.live.is_some() || self.watermark_inputs.values().filter(|&&w| w == wm).count() == 1 {
+                self.watermark.deactivate(wm);
+            }
         }
-        self.decoders.remove(&input);
+        self.finish_decoder(input)?;
         match error {
             Some(e) => {
                 tracing::error!(input, error = %e, "input could not be read to the end");
@@ -637,6 +651,38 @@ impl<'a> Stage<'a> {
                 }
             }
         }
+        Ok(())
+    }
+
+    /// The input ended: its decoder hands over what it still held — events, or a record it
+    /// cannot complete, which is counted and dead-lettered at the position it began.
+    fn finish_decoder(&mut self, input: usize) -> Result<()> {
+        let Some(mut decoder) = self.decoders.remove(&input) else { return Ok(()) };
+        let held = decoder.finish(&mut self.events);
+        if held.is_ok() && self.events.is_empty() {
+            return Ok(());
+        }
+        self.seq += 1;
+        if let Err(u) = held {
+            *self.summary.bad.entry(u.error.reason).or_default() += 1;
+            self.dead.write(&u.pos, &u.error, &u.raw, None)?;
+        }
+        let wm_input = self.watermark_input(input);
+        self.dispatch_events(wm_input)
+    }
+
+    /// The watermark input of `input`: its own for a live input (a partition); for files,
+    /// which the reader merges into one stream in time order, one shared by all.
+    fn watermark_input(&mut self, input: usize) -> usize {
+        if let Some(&wm) = self.watermark_inputs.get(&input) {
+            return wm;
+        }
+        let wm = match self.watermark_inputs.values().next() {
+            Some(&shared) if self.live.is_none() => shared,
+            _ => self.watermark.add_input(),
+        };
+        self.watermark_inputs.insert(input, wm);
+        wm
     }
 
     fn chunk(&mut self, c: &Chunk) -> Result<()> {
@@ -644,7 +690,7 @@ impl<'a> Stage<'a> {
             Some(d) => d,
             None => self.formats.get(&c.input).copied().unwrap_or(self.settings.config.input.format).decoder(&self.settings.decode_options()),
         };
-        let wm_input = *self.watermark_inputs.entry(c.input).or_insert_with(|| self.watermark.add_input());
+        let wm_input = self.watermark_input(c.input);
         if self.live.is_some() {
             self.last_seen.insert(c.input, Instant::now());
             if self.idle.remove(&c.input) {

@@ -1,7 +1,7 @@
 //! The event-time watermark: how far the stream is known to be complete.
 //!
-//! Per input (file, or Kafka partition) the watermark is the newest event time seen minus
-//! the allowed lateness; the overall watermark is the minimum over the inputs that are
+//! Per input (a Kafka partition, or the stream a replay merges its files into by time) the
+//! watermark is the newest event time seen minus the allowed lateness; the overall watermark is the minimum over the inputs that are
 //! still active, so one lagging input never closes a day early, and it never moves back.
 //! An event older than the watermark is *late*: it is counted, and still applied.
 //!

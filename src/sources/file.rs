@@ -1,19 +1,31 @@
 //! File source: JSON Lines (or any line format) archives, plain, gzip or zstd, from paths,
-//! directories, globs or stdin (`-`).
+//! directories, globs or stdin (`-`), each with the format of its records.
 //!
 //! Guarantees:
 //! - Compression is detected by magic bytes (gzip `1f 8b`, zstd `28 b5 2f fd`), not by the
 //!   file name; multi-member gzip files are read whole.
-//! - Directories are expanded recursively and globs are expanded; the resulting files are
-//!   read one after the other in *time order*: by the time of their first decodable
-//!   record (files with none go last), ties by path. Each file is one input.
-//! - Reading, decompression and line splitting run on their own thread and hand chunks
-//!   over a bounded channel (backpressure, bounded memory).
+//! - Directories are expanded recursively and globs are expanded; each resulting file is
+//!   one input. An argument `FORMAT:PATH` whose prefix before the first `:` is a format
+//!   name ([`Format::from_name`]) reads PATH in that format; any other argument is a path
+//!   in the default format ([`parse_arg`]).
+//! - Several inputs are **merged into one stream in event-time order** ([`read_merged`]):
+//!   the reader decodes each input's lines (with a decoder of its own, of the input's
+//!   format) only to learn their times, and always hands over the line with the earliest
+//!   time among the inputs' next lines (ties: the input listed first; a line that yields no
+//!   event goes with the line before it). Lines of one input keep their order. An input is
+//!   opened only once the merged stream reaches the time of its first record, so a
+//!   directory of a year of hourly logs keeps only the files that overlap open.
+//! - Reading, decompression, line splitting and merging run on their own thread and hand
+//!   chunks over a bounded channel (backpressure, bounded memory: one pending line per open
+//!   input plus the chunk being filled).
 //!
-//! Not guaranteed: merging of files whose time ranges overlap — they are read one after
-//! the other, so records of a later file that are older than the watermark count as late.
-//! Replay overlapping archives with an allowed lateness that covers the overlap.
+//! Not guaranteed: order across inputs beyond what their times say — a record far out of
+//! order within its file (a clock jump) holds the rest of that file back until the other
+//! inputs reach its time. With a single input, and for the last input left open once no
+//! other waits, nothing is decoded on this thread.
 
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap};
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
@@ -24,8 +36,8 @@ use anyhow::{bail, Context, Result};
 use chrono::{DateTime, Utc};
 
 use super::{Chunk, Line, SourceMsg};
-use crate::decode::{DecodeOptions, Format};
-use crate::event::SourcePos;
+use crate::decode::{DecodeOptions, Decoder, Format};
+use crate::event::{Event, SourcePos};
 
 /// One input to read.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,21 +58,51 @@ impl Input {
     }
 }
 
-/// Expands command-line arguments into inputs: `-`, files, directories (recursive), globs.
-pub fn expand(args: &[String]) -> Result<Vec<Input>> {
+/// One input and the format of its records.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileInput {
+    /// Where to read.
+    pub input: Input,
+    /// The decoder for its records.
+    pub format: Format,
+}
+
+/// Splits a command-line input into its format and path: `FORMAT:PATH` when the text
+/// before the first `:` names a format (e.g. `exchange_tracking:logs/MSGTRK*.LOG`,
+/// `squid:-`), else the whole argument is a path read in `default` (so `./squid:x.log`
+/// reads a file whose name starts with a format name).
+pub fn parse_arg(arg: &str, default: Format) -> (Format, &str) {
+    match arg.split_once(':') {
+        Some((name, path)) if !path.is_empty() => match Format::from_name(name) {
+            Some(format) => (format, path),
+            None => (default, arg),
+        },
+        _ => (default, arg),
+    }
+}
+
+/// Expands command-line arguments (see [`parse_arg`]) into inputs.
+pub fn expand(args: &[String], default: Format) -> Result<Vec<FileInput>> {
     let mut out = Vec::new();
     for arg in args {
-        if arg == "-" {
-            out.push(Input::Stdin);
-        } else if Path::new(arg).is_dir() {
-            out.extend(walk(Path::new(arg))?.into_iter().map(Input::File));
-        } else if Path::new(arg).exists() {
-            out.push(Input::File(arg.into()));
-        } else {
-            out.extend(glob_files(arg)?.into_iter().map(Input::File));
-        }
+        let (format, path) = parse_arg(arg, default);
+        out.extend(expand_path(path, format)?);
     }
     Ok(out)
+}
+
+/// Expands one path into inputs of `format`: `-`, a file, a directory (recursive), a glob.
+pub fn expand_path(path: &str, format: Format) -> Result<Vec<FileInput>> {
+    let inputs = if path == "-" {
+        vec![Input::Stdin]
+    } else if Path::new(path).is_dir() {
+        walk(Path::new(path))?.into_iter().map(Input::File).collect()
+    } else if Path::new(path).exists() {
+        vec![Input::File(path.into())]
+    } else {
+        glob_files(path)?.into_iter().map(Input::File).collect()
+    };
+    Ok(inputs.into_iter().map(|input| FileInput { input, format }).collect())
 }
 
 fn glob_files(pattern: &str) -> Result<Vec<PathBuf>> {
@@ -117,23 +159,23 @@ pub fn decompress<R: BufRead + Send + 'static>(mut r: R) -> Result<Box<dyn BufRe
 
 /// Sorts file inputs by the time of their first decodable record (stdin stays in place
 /// at the end: it cannot be peeked without consuming it).
-pub fn order_by_first_time(inputs: Vec<Input>, format: Format, opts: &DecodeOptions) -> Vec<Input> {
-    let mut keyed: Vec<_> = inputs.into_iter().map(|i| (first_time(&i, format, opts), i)).collect();
+pub fn order_by_first_time(inputs: Vec<FileInput>, opts: &DecodeOptions) -> Vec<FileInput> {
+    let mut keyed: Vec<_> = inputs.into_iter().map(|i| (first_time(&i, opts), i)).collect();
     keyed.sort_by(|(ta, a), (tb, b)| {
-        let rank = |t: &Option<DateTime<Utc>>, i: &Input| (matches!(i, Input::Stdin), t.is_none(), *t);
-        rank(ta, a).cmp(&rank(tb, b)).then_with(|| a.name().cmp(&b.name()))
+        let rank = |t: &Option<DateTime<Utc>>, i: &FileInput| (i.input == Input::Stdin, t.is_none(), *t);
+        rank(ta, a).cmp(&rank(tb, b)).then_with(|| a.input.name().cmp(&b.input.name()))
     });
     keyed.into_iter().map(|(_, i)| i).collect()
 }
 
 /// The time of the first of the first 100 lines that decodes.
-fn first_time(input: &Input, format: Format, opts: &DecodeOptions) -> Option<DateTime<Utc>> {
-    if *input == Input::Stdin {
+fn first_time(input: &FileInput, opts: &DecodeOptions) -> Option<DateTime<Utc>> {
+    if input.input == Input::Stdin {
         return None;
     }
-    let reader = open(input).ok()?;
-    let mut decoder = format.decoder(opts);
-    let name: Arc<str> = input.name().into();
+    let reader = open(&input.input).ok()?;
+    let mut decoder = input.format.decoder(opts);
+    let name: Arc<str> = input.input.name().into();
     let mut out = Vec::new();
     for (i, line) in reader.split(b'\n').take(100).enumerate() {
         let line = line.ok()?;
@@ -188,6 +230,216 @@ fn read_one(idx: usize, input: &Input, tx: &SyncSender<SourceMsg>, max_line: usi
 
 fn new_chunk(input: usize, name: &Arc<str>, first_line: u64) -> Chunk {
     Chunk { input, name: name.clone(), first_line, data: Vec::new(), lines: Vec::new(), bytes_read: 0, partition: None }
+}
+
+/// Reads the inputs not marked `done` (already covered by a checkpoint) and sends their
+/// lines merged into one stream in event-time order (see the module doc), each input
+/// ending with its [`SourceMsg::End`]. A single input is read as [`read_all`] reads it.
+/// Stops early (without error) when the receiver hangs up.
+pub fn read_merged(inputs: &[FileInput], done: &[bool], tx: &SyncSender<SourceMsg>, max_line: usize, chunk_bytes: usize, opts: &DecodeOptions) {
+    let todo: Vec<usize> = (0..inputs.len()).filter(|&i| !done.get(i).copied().unwrap_or(false)).collect();
+    if todo.len() <= 1 {
+        let plain: Vec<Input> = inputs.iter().map(|i| i.input.clone()).collect();
+        return read_all(&plain, done, tx, max_line, chunk_bytes);
+    }
+    let mut merge = Merge::new(inputs, tx, max_line, chunk_bytes, opts);
+    merge.schedule(&todo);
+    merge.run();
+}
+
+/// Order of a head line in the merge: its time (`None`: before any record of its input
+/// had a time), then the input's index.
+type Key = Reverse<(Option<DateTime<Utc>>, usize)>;
+
+/// The merge of several inputs into one stream by time.
+struct Merge<'a> {
+    inputs: &'a [FileInput],
+    tx: &'a SyncSender<SourceMsg>,
+    max_line: usize,
+    chunk_bytes: usize,
+    opts: &'a DecodeOptions,
+    /// Inputs not opened yet with the time of their first record, the latest first.
+    waiting: Vec<(DateTime<Utc>, usize)>,
+    /// The open inputs by the key of their next line (each open input is in it once).
+    heads: BinaryHeap<Key>,
+    open: BTreeMap<usize, Cursor>,
+    /// Lines taken from one input and not sent yet.
+    out: Option<Chunk>,
+    /// Bytes consumed by inputs already finished (progress).
+    consumed_before: u64,
+}
+
+/// One open input of the merge: where its next line (the head) comes from and its time.
+struct Cursor {
+    reader: Box<dyn BufRead + Send>,
+    splitter: LineSplitter,
+    decoder: Box<dyn Decoder>,
+    name: Arc<str>,
+    /// Holds exactly the head line.
+    head: Chunk,
+    /// The head's line number.
+    line: u64,
+    /// The time of the head, else of the last line before it that had one.
+    time: Option<DateTime<Utc>>,
+    events: Vec<Event>,
+}
+
+impl Cursor {
+    fn open(idx: usize, input: &FileInput, max_line: usize, opts: &DecodeOptions) -> Result<Cursor> {
+        let name: Arc<str> = input.input.name().into();
+        Ok(Cursor {
+            reader: open(&input.input)?,
+            splitter: LineSplitter::new(max_line),
+            decoder: input.format.decoder(opts),
+            head: new_chunk(idx, &name, 1),
+            name,
+            line: 0,
+            time: None,
+            events: Vec::new(),
+        })
+    }
+
+    /// Reads the next line as the head and, when `timed`, learns its time; `Ok(false)` at
+    /// end of input.
+    fn advance(&mut self, timed: bool) -> io::Result<bool> {
+        self.head.data.clear();
+        self.head.lines.clear();
+        if !self.splitter.next_line(&mut self.reader, &mut self.head)? {
+            return Ok(false);
+        }
+        self.line += 1;
+        let l = self.head.lines[0];
+        // A cut line is never decoded downstream either: it has no time.
+        if timed && l.cut_from.is_none() {
+            let pos = SourcePos::line(self.name.clone(), self.line);
+            let _ = self.decoder.decode(&self.head.data[l.start..l.end], &pos, &mut self.events);
+            if let Some(e) = self.events.first() {
+                self.time = Some(e.time);
+            }
+            self.events.clear();
+        }
+        Ok(true)
+    }
+}
+
+impl<'a> Merge<'a> {
+    fn new(inputs: &'a [FileInput], tx: &'a SyncSender<SourceMsg>, max_line: usize, chunk_bytes: usize, opts: &'a DecodeOptions) -> Self {
+        Merge { inputs, tx, max_line, chunk_bytes, opts, waiting: Vec::new(), heads: BinaryHeap::new(), open: BTreeMap::new(), out: None, consumed_before: 0 }
+    }
+
+    /// Lines the inputs up by the time of their first record; those whose first time is
+    /// unknown (stdin, nothing decodable at the start) are opened before any line with a
+    /// time is handed over.
+    fn schedule(&mut self, todo: &[usize]) {
+        for &idx in todo {
+            match first_time(&self.inputs[idx], self.opts) {
+                Some(t) => self.waiting.push((t, idx)),
+                None => self.waiting.push((DateTime::<Utc>::MIN_UTC, idx)),
+            }
+        }
+        self.waiting.sort_by(|a, b| b.cmp(a));
+    }
+
+    fn run(&mut self) {
+        loop {
+            if !self.open_due() {
+                return;
+            }
+            let Some(Reverse((_, idx))) = self.heads.pop() else { break };
+            if !self.take(idx) {
+                return;
+            }
+        }
+    }
+
+    /// Opens every waiting input whose first record is not later than the next line to
+    /// hand over (or the next waiting input when none is open); false when the receiver
+    /// went away.
+    fn open_due(&mut self) -> bool {
+        while let Some(&(first, idx)) = self.waiting.last() {
+            let due = match self.heads.peek() {
+                None => true,
+                Some(Reverse((time, _))) => time.is_some_and(|t| first <= t),
+            };
+            if !due {
+                break;
+            }
+            self.waiting.pop();
+            if !self.start(idx) {
+                return false;
+            }
+        }
+        true
+    }
+
+    /// Opens input `idx` and reads its first line; false when the receiver went away.
+    fn start(&mut self, idx: usize) -> bool {
+        let mut cursor = match Cursor::open(idx, &self.inputs[idx], self.max_line, self.opts) {
+            Ok(c) => c,
+            Err(e) => return self.end(idx, Some(format!("{e:#}"))),
+        };
+        match cursor.advance(true) {
+            Ok(true) => {
+                self.heads.push(Reverse((cursor.time, idx)));
+                self.open.insert(idx, cursor);
+                true
+            }
+            Ok(false) => self.end(idx, None),
+            Err(e) => self.end(idx, Some(format!("{}: {e}", cursor.name))),
+        }
+    }
+
+    /// Hands over the head of input `idx` and reads its next line; false when the receiver
+    /// went away.
+    fn take(&mut self, idx: usize) -> bool {
+        if self.out.as_ref().is_some_and(|c| c.input != idx) && !self.send_out() {
+            return false;
+        }
+        let Some(cursor) = self.open.get_mut(&idx) else { return true };
+        let out = self.out.get_or_insert_with(|| new_chunk(idx, &cursor.name, cursor.line));
+        let l = cursor.head.lines[0];
+        let start = out.data.len();
+        out.data.extend_from_slice(&cursor.head.data[l.start..l.end]);
+        out.lines.push(Line { start, end: out.data.len(), cut_from: l.cut_from });
+        let full = out.data.len() >= self.chunk_bytes;
+        // The last input left: its times decide nothing any more.
+        let last = self.waiting.is_empty() && self.heads.is_empty();
+        let next = cursor.advance(!last);
+        if full && !self.send_out() {
+            return false;
+        }
+        match next {
+            Ok(true) => {
+                let time = self.open.get(&idx).and_then(|c| c.time);
+                self.heads.push(Reverse((time, idx)));
+                true
+            }
+            Ok(false) => self.close(idx, None),
+            Err(e) => self.close(idx, Some(format!("{}: {e}", self.inputs[idx].input.name()))),
+        }
+    }
+
+    /// Input `idx` is done: its pending lines go out, then its end.
+    fn close(&mut self, idx: usize, error: Option<String>) -> bool {
+        if self.out.as_ref().is_some_and(|c| c.input == idx) && !self.send_out() {
+            return false;
+        }
+        if let Some(c) = self.open.remove(&idx) {
+            self.consumed_before += c.splitter.consumed;
+        }
+        self.end(idx, error)
+    }
+
+    fn end(&mut self, input: usize, error: Option<String>) -> bool {
+        self.tx.send(SourceMsg::End { input, error }).is_ok()
+    }
+
+    /// Sends the lines taken so far; false when the receiver went away.
+    fn send_out(&mut self) -> bool {
+        let Some(mut chunk) = self.out.take() else { return true };
+        chunk.bytes_read = self.consumed_before + self.open.values().map(|c| c.splitter.consumed).sum::<u64>();
+        chunk.lines.is_empty() || self.tx.send(SourceMsg::Chunk(chunk)).is_ok()
+    }
 }
 
 /// Splits a byte stream into lines, keeping at most `max` bytes of any line.
@@ -261,6 +513,65 @@ mod tests {
         let mut c = new_chunk(0, &name, 1);
         while s.next_line(&mut r, &mut c).unwrap() {}
         c.lines.iter().map(|l| (c.data[l.start..l.end].to_vec(), l.cut_from)).collect()
+    }
+
+    #[test]
+    fn a_format_prefix_is_taken_only_when_it_names_a_format() {
+        let d = Format::Normalized;
+        assert_eq!(parse_arg("squid:/var/log/squid/access.log.1.gz", d), (Format::Squid, "/var/log/squid/access.log.1.gz"));
+        assert_eq!(parse_arg("exchange-tracking:logs/MSGTRK*.LOG", d), (Format::ExchangeTracking, "logs/MSGTRK*.LOG"));
+        assert_eq!(parse_arg("Postfix:mail.log", d), (Format::Syslog, "mail.log"));
+        assert_eq!(parse_arg("m365:-", d), (Format::M365, "-"));
+        for path in ["logs/a:b.log", "C:\\logs\\x.log", "./squid:x.log", "squid:", "archive.jsonl"] {
+            assert_eq!(parse_arg(path, Format::M365), (Format::M365, path), "{path}");
+        }
+    }
+
+    /// (input, text) of each line handed over; (input, error) of each end.
+    type Handed = (Vec<(usize, String)>, Vec<(usize, Option<String>)>);
+
+    /// Reads `inputs` merged; returns what was handed over.
+    fn merged(inputs: &[FileInput]) -> Handed {
+        let (tx, rx) = std::sync::mpsc::sync_channel(4);
+        let inputs = inputs.to_vec();
+        let reader = std::thread::spawn(move || read_merged(&inputs, &[], &tx, 1 << 16, 64, &DecodeOptions::default()));
+        let (mut lines, mut ends) = (Vec::new(), Vec::new());
+        for msg in rx {
+            match msg {
+                SourceMsg::Chunk(c) => lines.extend(c.lines.iter().map(|l| (c.input, String::from_utf8_lossy(&c.data[l.start..l.end]).into_owned()))),
+                SourceMsg::End { input, error } => ends.push((input, error)),
+                other => panic!("{other:?}"),
+            }
+        }
+        reader.join().unwrap();
+        (lines, ends)
+    }
+
+    fn event(t: &str, mailbox: &str) -> String {
+        format!(r#"{{"type":"mailbox.access","time":"{t}","mailbox":"{mailbox}","user":"{mailbox}","protocol":"imap","result":"success"}}"#)
+    }
+
+    #[test]
+    fn inputs_are_merged_by_time_keeping_each_inputs_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let write = |name: &str, lines: &[String]| {
+            let p = dir.path().join(name);
+            std::fs::write(&p, lines.join("\n") + "\n").unwrap();
+            FileInput { input: Input::File(p), format: Format::Normalized }
+        };
+        let a = write("a.jsonl", &[event("2026-03-02T08:00:00Z", "a1"), "not json".into(), event("2026-03-02T10:00:00Z", "a3"), event("2026-03-02T12:00:00Z", "a4")]);
+        let b = write("b.jsonl", &[event("2026-03-02T09:00:00Z", "b1"), event("2026-03-02T10:00:00Z", "b2"), event("2026-03-02T11:00:00+00:00", "b3")]);
+        // Starts after both others end: opened last, after they are done.
+        let c = write("c.jsonl", &[event("2026-03-03T08:00:00Z", "c1")]);
+        let missing = FileInput { input: Input::File(dir.path().join("gone.jsonl")), format: Format::Normalized };
+        let (lines, ends) = merged(&[a, b, missing, c]);
+        let order: Vec<String> = lines.iter().map(|(i, l)| {
+            let who = serde_json::from_str::<serde_json::Value>(l).ok().map_or("bad".to_string(), |v| v["mailbox"].as_str().unwrap().to_string());
+            format!("{i}:{who}")
+        }).collect();
+        assert_eq!(order, ["0:a1", "0:bad", "1:b1", "0:a3", "1:b2", "1:b3", "0:a4", "3:c1"], "ties go to the input listed first; a line without a time goes with the one before it");
+        let ended: Vec<(usize, bool)> = ends.iter().map(|(i, e)| (*i, e.is_some())).collect();
+        assert_eq!(ended, [(2, true), (1, false), (0, false), (3, false)], "an unreadable input ends with its error; the others are read to the end");
     }
 
     #[test]

@@ -42,7 +42,8 @@ pub struct Chunk {
     pub data: Vec<u8>,
     /// The lines.
     pub lines: Vec<Line>,
-    /// Compressed/on-disk bytes consumed so far for this input (progress).
+    /// Bytes consumed so far, for progress: of this input, or of all inputs when the
+    /// reader merges several.
     pub bytes_read: u64,
     /// Kafka partition (then `name` is the topic and `first_line - 1` the first offset).
     pub partition: Option<i32>,
