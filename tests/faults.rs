@@ -23,23 +23,13 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::{Headers, Message};
-use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
-use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
+use support::kafka::*;
 use support::{Broker, BrokerOptions};
-
-const BIN: &str = env!("CARGO_BIN_EXE_brevvakt");
-const INPUT: &str = "mail-events";
-const ALERTS: &str = "brevvakt-alerts";
-const DEAD: &str = "brevvakt-dead-letter";
-const UNTIL: &str = "2026-06-22T00:00:00+02:00";
 
 // ── a TCP forwarder that can play "broker down" ──
 
@@ -122,62 +112,7 @@ fn pump(mut from: TcpStream, mut to: TcpStream) {
     });
 }
 
-// ── the stream, the replay, the broker ──
-
-/// How the test's own clients reach the broker: its address, and for a broker that
-/// requires authentication, SASL/PLAIN (which tansu accepts with any password).
-struct Link {
-    bootstrap: String,
-    sasl_plain: bool,
-}
-
-impl Link {
-    /// A client configuration for this broker.
-    fn config(&self) -> ClientConfig {
-        let mut c = ClientConfig::new();
-        c.set("bootstrap.servers", &self.bootstrap);
-        if self.sasl_plain {
-            c.set("security.protocol", "SASL_PLAINTEXT").set("sasl.mechanism", "PLAIN").set("sasl.username", "test-admin").set("sasl.password", "any");
-        }
-        c
-    }
-}
-
-/// An unauthenticated link to `addr`.
-fn link(addr: &str) -> Link {
-    Link { bootstrap: addr.to_string(), sasl_plain: false }
-}
-
-/// A generated week (Midsummer week 2026) for a small organisation, and its roster file.
-fn stream(dir: &Path) -> Vec<Vec<u8>> {
-    let opts = brevvakt::generate::GenOptions { mailboxes: 60, days: 7, seed: 23, malformed: 0.004, ..Default::default() };
-    let (mut events, mut roster, mut truth) = (Vec::new(), Vec::new(), Vec::new());
-    brevvakt::generate::generate(&opts, &mut events, &mut roster, &mut truth).unwrap();
-    std::fs::write(dir.join("roster.csv"), roster).unwrap();
-    std::fs::write(dir.join("events.jsonl"), &events).unwrap();
-    let mut lines: Vec<Vec<u8>> = events.split(|&b| b == b'\n').map(<[u8]>::to_vec).collect();
-    if lines.last().is_some_and(Vec::is_empty) {
-        lines.pop();
-    }
-    lines
-}
-
-/// The mailbox a record is about: the partition key producers must use (README).
-fn mailbox_key(line: &[u8]) -> String {
-    let Ok(v) = serde_json::from_slice::<serde_json::Value>(line) else { return "malformed".into() };
-    let s = |k: &str| v.get(k).and_then(|x| x.as_str()).map(str::to_string);
-    if let Some(m) = s("mailbox").or_else(|| s("original_recipient")) {
-        return m;
-    }
-    if v.get("type").and_then(|t| t.as_str()) == Some("proxy.request") {
-        return s("user").unwrap_or_default();
-    }
-    if s("direction").as_deref() == Some("outbound") {
-        return s("sender").unwrap_or_default();
-    }
-    let rcpts: Vec<String> = v.get("recipients").and_then(|r| r.as_array()).map(|a| a.iter().filter_map(|x| x.as_str().map(str::to_string)).collect()).unwrap_or_default();
-    rcpts.iter().find(|r| r.ends_with("exempel.se")).cloned().or_else(|| s("sender")).unwrap_or_default()
-}
+// ── the replay to compare with ──
 
 /// The alerts of `brevvakt replay` over the same stream (with `--until`, if given).
 fn replay(dir: &Path, until: Option<&str>) -> Vec<serde_json::Value> {
@@ -196,193 +131,6 @@ fn ids(alerts: &[serde_json::Value]) -> BTreeSet<String> {
     alerts.iter().map(|a| a["id"].as_str().unwrap().to_string()).collect()
 }
 
-/// Remembers, per partition, the offset after the last record acknowledged. (tansu's
-/// `ListOffsets` answers the last *batch's* base offset + 1, not the end of the partition,
-/// so the ends are taken from the delivery reports.)
-#[derive(Default)]
-struct Ends(Mutex<BTreeMap<i32, i64>>);
-
-impl rdkafka::ClientContext for Ends {}
-
-impl rdkafka::producer::ProducerContext for Ends {
-    type DeliveryOpaque = ();
-
-    fn delivery(&self, result: &rdkafka::producer::DeliveryResult<'_>, _: ()) {
-        let m = result.as_ref().expect("input record delivered");
-        let mut ends = self.0.lock().unwrap();
-        let end = ends.entry(m.partition()).or_default();
-        *end = (*end).max(m.offset() + 1);
-    }
-}
-
-/// Produces `lines` keyed by mailbox; adds the partitions' new ends to `ends`.
-fn produce(link: &Link, topic: &str, lines: &[Vec<u8>], ends: &mut BTreeMap<i32, i64>) {
-    let p: BaseProducer<Ends> = link.config().set("enable.idempotence", "true").set("linger.ms", "5").create_with_context(Ends::default()).unwrap();
-    for line in lines {
-        let key = mailbox_key(line);
-        let mut rec = BaseRecord::to(topic).key(key.as_bytes()).payload(line.as_slice());
-        while let Err((_, r)) = p.send(rec) {
-            rec = r;
-            p.poll(Duration::from_millis(20));
-        }
-        p.poll(Duration::ZERO);
-    }
-    p.flush(Duration::from_secs(60)).unwrap();
-    for (partition, end) in p.context().0.lock().unwrap().iter() {
-        let e = ends.entry(*partition).or_default();
-        *e = (*e).max(*end);
-    }
-}
-
-/// A record read back: its value and headers.
-type Record = (Vec<u8>, Vec<(String, String)>);
-
-/// Every record of `topic`, from the beginning to the current end.
-fn consume_all(link: &Link, topic: &str) -> Vec<Record> {
-    let c: BaseConsumer = link.config().set("group.id", "fault-test-reader").set("enable.partition.eof", "true").set("enable.auto.commit", "false").create().unwrap();
-    let md = c.fetch_metadata(Some(topic), Duration::from_secs(10)).unwrap();
-    let mut tpl = TopicPartitionList::new();
-    let mut open = BTreeSet::new();
-    for p in md.topics()[0].partitions() {
-        let (low, high) = c.fetch_watermarks(topic, p.id(), Duration::from_secs(10)).unwrap();
-        if high > low {
-            tpl.add_partition_offset(topic, p.id(), Offset::Beginning).unwrap();
-            open.insert(p.id());
-        }
-    }
-    let mut out = Vec::new();
-    if open.is_empty() {
-        return out;
-    }
-    c.assign(&tpl).unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !open.is_empty() && Instant::now() < deadline {
-        match c.poll(Duration::from_millis(200)) {
-            Some(Ok(m)) => {
-                let headers = m.headers().map(|h| h.iter().map(|x| (x.key.to_string(), String::from_utf8_lossy(x.value.unwrap_or_default()).into_owned())).collect()).unwrap_or_default();
-                out.push((m.payload().unwrap_or_default().to_vec(), headers));
-            }
-            Some(Err(rdkafka::error::KafkaError::PartitionEOF(p))) => {
-                open.remove(&p);
-            }
-            Some(Err(e)) => panic!("consuming {topic}: {e}"),
-            None => {}
-        }
-    }
-    assert!(open.is_empty(), "{topic}: partitions {open:?} not read to the end in time");
-    out
-}
-
-/// Alert ids on the alerts topic (every record carries its id in the `alert_id` header).
-fn topic_alert_ids(link: &Link) -> BTreeSet<String> {
-    consume_all(link, ALERTS)
-        .iter()
-        .map(|(value, headers)| {
-            let v: serde_json::Value = serde_json::from_slice(value).unwrap();
-            let id = v["id"].as_str().unwrap().to_string();
-            assert!(headers.iter().any(|(k, h)| k == "alert_id" && *h == id), "alert_id header");
-            id
-        })
-        .collect()
-}
-
-/// The group's committed offset per partition of `topic` (`None`: nothing committed).
-fn committed(link: &Link, group: &str, topic: &str) -> BTreeMap<i32, Option<i64>> {
-    let c: BaseConsumer = link.config().set("group.id", group).set("enable.auto.commit", "false").create().unwrap();
-    let md = c.fetch_metadata(Some(topic), Duration::from_secs(10)).unwrap();
-    let mut tpl = TopicPartitionList::new();
-    for p in md.topics()[0].partitions() {
-        tpl.add_partition(topic, p.id());
-    }
-    let got = c.committed_offsets(tpl, Duration::from_secs(10)).unwrap();
-    got.elements()
-        .iter()
-        .map(|e| {
-            let at = match e.offset() {
-                Offset::Offset(o) => Some(o),
-                _ => None,
-            };
-            (e.partition(), at)
-        })
-        .collect()
-}
-
-/// Whether the group committed every partition up to its end.
-fn all_committed(link: &Link, group: &str, ends: &BTreeMap<i32, i64>) -> bool {
-    let at = committed(link, group, INPUT);
-    ends.iter().all(|(p, end)| at.get(p) == Some(&Some(*end)))
-}
-
-/// Waits (polling) until `done` holds; panics with `what` and the run's log after `limit`.
-fn wait_for(limit: Duration, what: &str, log: &Path, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + limit;
-    while !done() {
-        assert!(Instant::now() < deadline, "timed out after {limit:?}: {what}; the run's log:\n{}", read(log));
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
-
-/// A configuration for `run` against `bootstrap`, with extra `[kafka.properties]` lines.
-fn config(dir: &Path, bootstrap: &str, group: &str, properties: &str) -> PathBuf {
-    let text = format!(
-        "{}\n[kafka]\nbrokers = \"{bootstrap}\"\ngroup_id = \"{group}\"\ntopics = [{{ name = \"{INPUT}\", format = \"normalized\" }}]\nalerts_topic = \"{ALERTS}\"\ndead_letter_topic = \"{DEAD}\"\ncommit_interval = \"1s\"\n[kafka.properties]\n{properties}\n",
-        brevvakt::config::DEFAULT_TOML
-    );
-    let path = dir.join(format!("{group}.toml"));
-    std::fs::write(&path, text).unwrap();
-    path
-}
-
-/// `brevvakt run`, its stderr going to `stderr` (a file: a pipe could fill and block it).
-fn run(dir: &Path, cfg: &Path, stderr: &Path, extra: &[&str]) -> Child {
-    run_cmd(dir, cfg, stderr, extra).spawn().unwrap()
-}
-
-fn run_cmd(dir: &Path, cfg: &Path, stderr: &Path, extra: &[&str]) -> Command {
-    let mut cmd = Command::new(BIN);
-    cmd
-        .args(["run", "--no-metrics", "--workers", "2", "--config"])
-        .arg(cfg)
-        .arg("--roster")
-        .arg(dir.join("roster.csv"))
-        .args(extra)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(stderr).unwrap());
-    cmd
-}
-
-/// Waits for the process; kills it and panics past `limit`.
-fn wait(child: &mut Child, limit: Duration, stderr: &Path) -> ExitStatus {
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            return status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("brevvakt did not finish within {limit:?}:\n{}", read(stderr));
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-fn read(path: &Path) -> String {
-    std::fs::read_to_string(path).unwrap_or_default()
-}
-
-fn sigterm(child: &Child) {
-    assert!(Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap().success());
-}
-
-/// The broker tests run one at a time (2 cores: two brokers and two runs starve each other).
-static SERIAL: Mutex<()> = Mutex::new(());
-
-fn serial() -> MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
-
 // ── broker outage ──
 
 #[test]
@@ -396,7 +144,7 @@ fn a_broker_outage_mid_run_loses_no_alert_and_sigterm_still_exits_0() {
     broker.create_topic(ALERTS, 2);
     broker.create_topic(DEAD, 1);
     let fwd = Forwarder::start(listener, &broker.addr);
-    let lines = stream(dir.path());
+    let lines = week(dir.path(), 60, 23);
     let want = ids(&replay(dir.path(), None));
     assert!(!want.is_empty());
     let half = lines.len() / 2;
@@ -438,7 +186,7 @@ fn without_alerts_topic(dir: &Path) -> (Broker, Vec<Vec<u8>>, BTreeSet<String>, 
     let broker = Broker::start();
     broker.create_topic(INPUT, 1);
     broker.create_topic(DEAD, 1);
-    let lines = stream(dir);
+    let lines = week(dir, 60, 23);
     let alerts = replay(dir, Some(UNTIL));
     let first = first_alerting_offset(&lines, &alerts);
     (broker, lines, ids(&alerts), first)
@@ -464,7 +212,7 @@ fn first_alerting_offset(lines: &[Vec<u8>], alerts: &[serde_json::Value]) -> i64
 
 /// Offsets of the dead letters on the dead-letter topic.
 fn dead_letter_offsets(link: &Link) -> Vec<i64> {
-    consume_all(link, DEAD).iter().filter_map(|(_, h)| h.iter().find(|(k, _)| k == "source_offset").map(|(_, v)| v.parse().unwrap())).collect()
+    consume_all(link, DEAD).iter().map(|r| r.headers["source_offset"].parse().unwrap()).collect()
 }
 
 /// Nothing is committed at or past `first` (the record whose alert is not acknowledged).
@@ -584,7 +332,7 @@ fn partition_checkpoints(state: &Path) -> usize {
 fn an_unwritable_checkpoint_directory_stops_the_replay_with_a_clear_error_and_the_last_checkpoint_resumes() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let lines = stream(d);
+    let lines = week(d, 60, 23);
     let cfg = checkpointing_config(d);
     let reference = uninterrupted(d, &cfg, &lines);
     assert!(!reference.is_empty());
@@ -638,7 +386,7 @@ fn an_unwritable_checkpoint_directory_stops_the_run_without_committing_past_its_
     broker.create_topic(INPUT, 3);
     broker.create_topic(ALERTS, 2);
     broker.create_topic(DEAD, 1);
-    let lines = stream(d);
+    let lines = week(d, 60, 23);
     let want = ids(&replay(d, Some(UNTIL)));
     let (state, saved, log) = (d.join("state"), d.join("state.saved"), d.join("run.log"));
     let state_arg = state.to_str().unwrap();
@@ -695,7 +443,7 @@ fn a_broker_refusing_the_sasl_credentials_is_reported_and_the_secret_is_never_lo
     let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    stream(d);
+    week(d, 60, 23);
     let broker = Broker::start_with(&BrokerOptions { authentication: true, ..Default::default() });
     const SECRET: &str = "Kallt-Vatten-7f3a9c";
     let log = d.join("run.log");

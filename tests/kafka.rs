@@ -8,55 +8,16 @@
 mod support;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::{Headers, Message};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
-use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
+use support::kafka::*;
 use support::Broker;
-
-const INPUT: &str = "mail-events";
-const ALERTS: &str = "brevvakt-alerts";
-const DEAD: &str = "brevvakt-dead-letter";
-const UNTIL: &str = "2026-06-22T00:00:00+02:00";
-
-/// A generated week (Midsummer week 2026) for a small organisation, and its roster file.
-fn stream(dir: &Path) -> Vec<Vec<u8>> {
-    let opts = brevvakt::generate::GenOptions { mailboxes: 80, days: 7, seed: 11, malformed: 0.004, ..Default::default() };
-    let (mut events, mut roster, mut truth) = (Vec::new(), Vec::new(), Vec::new());
-    brevvakt::generate::generate(&opts, &mut events, &mut roster, &mut truth).unwrap();
-    std::fs::write(dir.join("roster.csv"), roster).unwrap();
-    std::fs::write(dir.join("events.jsonl"), &events).unwrap();
-    // Malformed lines may be any bytes (not UTF-8 either).
-    let mut lines: Vec<Vec<u8>> = events.split(|&b| b == b'\n').map(<[u8]>::to_vec).collect();
-    if lines.last().is_some_and(Vec::is_empty) {
-        lines.pop();
-    }
-    lines
-}
-
-/// The mailbox a record is about: the partition key producers must use.
-fn mailbox_key(line: &[u8]) -> String {
-    let Ok(v) = serde_json::from_slice::<serde_json::Value>(line) else { return "malformed".into() };
-    let s = |k: &str| v.get(k).and_then(|x| x.as_str()).map(str::to_string);
-    // A forwarded/redirected/expanded message belongs to the mailbox it was addressed to.
-    if let Some(m) = s("mailbox").or_else(|| s("original_recipient")) {
-        return m;
-    }
-    if v.get("type").and_then(|t| t.as_str()) == Some("proxy.request") {
-        return s("user").unwrap_or_default();
-    }
-    let local = |a: &str| a.ends_with("exempel.se");
-    if s("direction").as_deref() == Some("outbound") {
-        return s("sender").unwrap_or_default();
-    }
-    let rcpts: Vec<String> = v.get("recipients").and_then(|r| r.as_array()).map(|a| a.iter().filter_map(|x| x.as_str().map(str::to_string)).collect()).unwrap_or_default();
-    rcpts.iter().find(|r| local(r)).cloned().or_else(|| s("sender")).unwrap_or_default()
-}
 
 /// Alert ids and dead-lettered raw records of `brevvakt replay` over the same stream.
 fn replay(dir: &Path) -> (BTreeSet<String>, BTreeSet<Vec<u8>>) {
@@ -66,7 +27,7 @@ fn replay(dir: &Path) -> (BTreeSet<String>, BTreeSet<Vec<u8>>) {
 /// Alert ids and dead-lettered raw records of `brevvakt replay ARGS` (outputs named `tag`).
 fn replay_with(dir: &Path, tag: &str, args: &[&str]) -> (BTreeSet<String>, BTreeSet<Vec<u8>>) {
     let (alerts, dead) = (dir.join(format!("{tag}-alerts.jsonl")), dir.join(format!("{tag}-dead.jsonl")));
-    let out = Command::new(env!("CARGO_BIN_EXE_brevvakt"))
+    let out = Command::new(BIN)
         .args(["replay", "--quiet", "--until", UNTIL, "--workers", "2"])
         .arg("--roster").arg(dir.join("roster.csv"))
         .arg("--out").arg(&alerts)
@@ -90,27 +51,6 @@ fn replay_with(dir: &Path, tag: &str, args: &[&str]) -> (BTreeSet<String>, BTree
         })
         .collect();
     (ids, dead)
-}
-
-fn produce(broker: &Broker, lines: &[Vec<u8>]) {
-    // Kafka's default partitioner for keyed records (the Java client's; librdkafka's
-    // `murmur2_random`), which brevvakt assumes when it decides which mailboxes it owns.
-    let p: BaseProducer = ClientConfig::new().set("bootstrap.servers", &broker.addr).set("enable.idempotence", "true").set("linger.ms", "5").set("partitioner", "murmur2_random").create().unwrap();
-    for line in lines {
-        let key = mailbox_key(line);
-        let mut rec = BaseRecord::to(INPUT).key(key.as_bytes()).payload(line.as_slice());
-        loop {
-            match p.send(rec) {
-                Ok(()) => break,
-                Err((_, r)) => {
-                    rec = r;
-                    p.poll(Duration::from_millis(20));
-                }
-            }
-        }
-        p.poll(Duration::ZERO);
-    }
-    p.flush(Duration::from_secs(60)).unwrap();
 }
 
 /// Every line's record timestamp: its event time (ms), or for a line without a readable one
@@ -152,116 +92,45 @@ fn produce_stamped(broker: &Broker, lines: &[Vec<u8>], times: &[i64]) {
     assert_eq!(high, lines.len() as i64, "the broker's high watermarks count every record");
 }
 
-/// One record read back: key, value, headers.
-struct Rec {
-    key: String,
-    value: Vec<u8>,
-    headers: BTreeMap<String, String>,
+/// A `brevvakt run` process and its log file.
+struct Running {
+    child: Child,
+    log: PathBuf,
 }
 
-/// Every record of `topic`, read from the beginning to the end of every partition.
-fn consume_all(broker: &Broker, topic: &str) -> Vec<Rec> {
-    let c: BaseConsumer = ClientConfig::new().set("bootstrap.servers", &broker.addr).set("group.id", "test-reader").set("enable.partition.eof", "true").set("enable.auto.commit", "false").create().unwrap();
-    let md = c.fetch_metadata(Some(topic), Duration::from_secs(10)).unwrap();
-    let parts: Vec<i32> = md.topics()[0].partitions().iter().map(|p| p.id()).collect();
-    let mut tpl = TopicPartitionList::new();
-    let mut open = BTreeSet::new();
-    for p in &parts {
-        let (low, high) = c.fetch_watermarks(topic, *p, Duration::from_secs(10)).unwrap();
-        if high > low {
-            tpl.add_partition_offset(topic, *p, Offset::Beginning).unwrap();
-            open.insert(*p);
-        }
-    }
-    let mut out = Vec::new();
-    if open.is_empty() {
-        return out;
-    }
-    c.assign(&tpl).unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !open.is_empty() && Instant::now() < deadline {
-        match c.poll(Duration::from_millis(200)) {
-            Some(Ok(m)) => {
-                let headers = m.headers().map(|h| h.iter().map(|x| (x.key.to_string(), String::from_utf8_lossy(x.value.unwrap_or_default()).into_owned())).collect()).unwrap_or_default();
-                out.push(Rec { key: String::from_utf8_lossy(m.key().unwrap_or_default()).into_owned(), value: m.payload().unwrap_or_default().to_vec(), headers });
-            }
-            Some(Err(rdkafka::error::KafkaError::PartitionEOF(p))) => {
-                open.remove(&p);
-            }
-            Some(Err(e)) => panic!("consuming {topic}: {e}"),
-            None => {}
-        }
-    }
-    assert!(open.is_empty(), "{topic}: partitions {open:?} not read to the end in time");
-    out
+/// `brevvakt run` with the test's client id in its environment (the config reads the
+/// `client.id` property from `${env:…}`); its log is `dir/run-N.log`.
+fn run(dir: &Path, cfg: &Path, extra: &[&str]) -> Running {
+    static RUNS: AtomicUsize = AtomicUsize::new(0);
+    let log = dir.join(format!("run-{}.log", RUNS.fetch_add(1, Ordering::SeqCst)));
+    let child = run_cmd(dir, cfg, &log, extra).env("BREVVAKT_TEST_CLIENT_ID", "brevvakt-test").spawn().unwrap();
+    Running { child, log }
 }
 
-fn config(dir: &Path, broker: &Broker, group: &str) -> std::path::PathBuf {
-    let text = format!(
-        "{}\n[kafka]\nbrokers = \"{}\"\ngroup_id = \"{group}\"\ntopics = [{{ name = \"{INPUT}\", format = \"normalized\" }}]\nalerts_topic = \"{ALERTS}\"\ndead_letter_topic = \"{DEAD}\"\ncommit_interval = \"1s\"\n[kafka.properties]\n\"client.id\" = \"${{env:BREVVAKT_TEST_CLIENT_ID}}\"\n",
-        brevvakt::config::DEFAULT_TOML,
-        broker.addr
-    );
-    let path = dir.join("brevvakt.toml");
-    std::fs::write(&path, text).unwrap();
-    path
+/// Waits for the run (killing it and panicking past `limit`): its exit status and log.
+fn finish(mut r: Running, limit: Duration) -> (ExitStatus, String) {
+    let status = wait(&mut r.child, limit, &r.log);
+    (status, read(&r.log))
 }
 
-fn run(dir: &Path, cfg: &Path, extra: &[&str]) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_brevvakt"))
-        .args(["run", "--no-metrics", "--workers", "2", "--config"])
-        .arg(cfg)
-        .arg("--roster").arg(dir.join("roster.csv"))
-        .args(extra)
-        .env("BREVVAKT_TEST_CLIENT_ID", "brevvakt-test")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap()
+/// The run configuration of group `group`, with the client id from the environment.
+fn group_config(dir: &Path, broker: &Broker, group: &str) -> PathBuf {
+    config(dir, &broker.addr, group, "\"client.id\" = \"${env:BREVVAKT_TEST_CLIENT_ID}\"")
 }
 
-/// Waits for the process; panics (after killing it) past `limit`.
-fn wait(mut child: Child, limit: Duration) -> (std::process::ExitStatus, String) {
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(_status) = child.try_wait().unwrap() {
-            let out = child.wait_with_output().unwrap();
-            return (out.status, String::from_utf8_lossy(&out.stderr).into_owned());
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let out = child.wait_with_output().unwrap();
-            panic!("brevvakt run did not finish within {limit:?}:\n{}", String::from_utf8_lossy(&out.stderr));
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
+/// Produces `lines` to the input topic, keyed by mailbox.
+fn produce_input(broker: &Broker, lines: &[Vec<u8>]) {
+    produce(&broker.link(), INPUT, lines, &mut BTreeMap::new());
 }
-
-fn alert_ids(recs: &[Rec]) -> BTreeSet<String> {
-    recs.iter()
-        .map(|r| {
-            let v: serde_json::Value = serde_json::from_slice(&r.value).unwrap();
-            let id = v["id"].as_str().unwrap().to_string();
-            assert_eq!(r.headers.get("alert_id"), Some(&id), "alert_id header");
-            assert_eq!(r.key, v["mailbox"].as_str().unwrap(), "alerts are keyed by mailbox");
-            id
-        })
-        .collect()
-}
-
-/// The broker tests run one at a time: each starts its own broker, and three brokers plus
-/// three brevvakt processes on a 2-core machine starve each other.
-static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 fn setup() -> (std::sync::MutexGuard<'static, ()>, tempfile::TempDir, Broker, Vec<Vec<u8>>) {
-    let guard = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let guard = serial();
     let dir = tempfile::tempdir().unwrap();
     let broker = Broker::start();
     broker.create_topic(INPUT, 3);
     broker.create_topic(ALERTS, 2);
     broker.create_topic(DEAD, 1);
-    let lines = stream(dir.path());
+    let lines = week(dir.path(), 80, 11);
     (guard, dir, broker, lines)
 }
 
@@ -271,12 +140,12 @@ fn kafka_run_gives_the_alerts_of_a_file_replay_and_dead_letters_bad_records() {
     let (_serial, dir, broker, lines) = setup();
     let (want, want_dead) = replay(dir.path());
     assert!(!want.is_empty() && !want_dead.is_empty());
-    produce(&broker, &lines);
-    let cfg = config(dir.path(), &broker, "brevvakt-e2e");
-    let (status, stderr) = wait(run(dir.path(), &cfg, &["--idle-exit", "3", "--until", UNTIL]), Duration::from_secs(120));
+    produce_input(&broker, &lines);
+    let cfg = group_config(dir.path(), &broker, "brevvakt-e2e");
+    let (status, stderr) = finish(run(dir.path(), &cfg, &["--idle-exit", "3", "--until", UNTIL]), Duration::from_secs(120));
     assert!(status.success(), "run failed:\n{stderr}");
     assert!(!stderr.contains("brevvakt-test"), "property values are never logged");
-    let recs = consume_all(&broker, ALERTS);
+    let recs = consume_all(&broker.link(), ALERTS);
     let got = alert_ids(&recs);
     let missing: Vec<_> = want.difference(&got).collect();
     let extra: Vec<_> = got.difference(&want).collect();
@@ -285,7 +154,7 @@ fn kafka_run_gives_the_alerts_of_a_file_replay_and_dead_letters_bad_records() {
     }
     assert!(missing.is_empty() && extra.is_empty(), "alert ids differ from the replay: missing {missing:?}, extra {extra:?}");
 
-    let dead = consume_all(&broker, DEAD);
+    let dead = consume_all(&broker.link(), DEAD);
     assert_eq!(dead.len(), want_dead.len(), "every malformed record is dead-lettered once");
     for d in &dead {
         assert_eq!(d.headers.get("source_topic").map(String::as_str), Some(INPUT));
@@ -309,8 +178,8 @@ fn kafka_run_stopped_by_sigterm_resumes_with_its_state_and_misses_nothing() {
     let (_serial, dir, broker, lines) = setup();
     let (want, _) = replay(dir.path());
     let half = lines.len() / 2;
-    produce(&broker, &lines[..half]);
-    let cfg = config(dir.path(), &broker, "brevvakt-restart");
+    produce_input(&broker, &lines[..half]);
+    let cfg = group_config(dir.path(), &broker, "brevvakt-restart");
     let state = dir.path().join("state");
     let state_arg = state.to_str().unwrap();
 
@@ -321,21 +190,20 @@ fn kafka_run_stopped_by_sigterm_resumes_with_its_state_and_misses_nothing() {
         assert!(Instant::now() < deadline, "the first run did not checkpoint the first half in time");
         std::thread::sleep(Duration::from_millis(100));
     }
-    let pid = child.id().to_string();
-    let sent = Instant::now();
-    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
-    let (status, stderr) = wait(child, Duration::from_secs(30));
+        let sent = Instant::now();
+    sigterm(&child.child);
+    let (status, stderr) = finish(child, Duration::from_secs(30));
     let stop_secs = sent.elapsed().as_secs_f64();
     assert!(status.success(), "SIGTERM must exit 0:\n{stderr}");
-    let first = alert_ids(&consume_all(&broker, ALERTS));
+    let first = alert_ids(&consume_all(&broker.link(), ALERTS));
     assert!(!first.is_empty(), "the first half raises alerts");
 
     // Second run: the rest of the stream, resumed from the checkpoint.
-    produce(&broker, &lines[half..]);
-    let (status, stderr) = wait(run(dir.path(), &cfg, &["--state-dir", state_arg, "--idle-exit", "3", "--until", UNTIL]), Duration::from_secs(120));
+    produce_input(&broker, &lines[half..]);
+    let (status, stderr) = finish(run(dir.path(), &cfg, &["--state-dir", state_arg, "--idle-exit", "3", "--until", UNTIL]), Duration::from_secs(120));
     assert!(status.success(), "second run failed:\n{stderr}");
     assert!(stderr.contains("partition state restored"), "{stderr}");
-    let got = alert_ids(&consume_all(&broker, ALERTS));
+    let got = alert_ids(&consume_all(&broker.link(), ALERTS));
     let missing: Vec<_> = want.difference(&got).collect();
     // An alert the replay does not have would be a mailbox whose reads before the restart
     // were forgotten (state not carried over).
@@ -350,8 +218,8 @@ fn a_partition_moving_to_a_second_instance_takes_its_mailboxes_state_along() {
     let (_serial, dir, broker, lines) = setup();
     let (want, _) = replay(dir.path());
     let half = lines.len() / 2;
-    produce(&broker, &lines[..half]);
-    let cfg = config(dir.path(), &broker, "brevvakt-pair");
+    produce_input(&broker, &lines[..half]);
+    let cfg = group_config(dir.path(), &broker, "brevvakt-pair");
     let state = dir.path().join("shared-state");
     let state_arg = state.to_str().unwrap();
     let args = ["--state-dir", state_arg, "--idle-exit", "20", "--until", UNTIL];
@@ -366,14 +234,14 @@ fn a_partition_moving_to_a_second_instance_takes_its_mailboxes_state_along() {
     }
     let b = run(dir.path(), &cfg, &args);
     std::thread::sleep(Duration::from_secs(8));
-    produce(&broker, &lines[half..]);
-    let (sa, ea) = wait(a, Duration::from_secs(150));
-    let (sb, eb) = wait(b, Duration::from_secs(150));
+    produce_input(&broker, &lines[half..]);
+    let (sa, ea) = finish(a, Duration::from_secs(150));
+    let (sb, eb) = finish(b, Duration::from_secs(150));
     assert!(sa.success() && sb.success(), "A:\n{ea}\nB:\n{eb}");
     assert!(ea.contains("partition revoked"), "B's joining moved partitions away from A:\n{ea}");
     assert!(eb.contains("partition state restored"), "B took over A's state:\n{eb}");
 
-    let got = alert_ids(&consume_all(&broker, ALERTS));
+    let got = alert_ids(&consume_all(&broker.link(), ALERTS));
     let missing: Vec<_> = want.difference(&got).collect();
     // A mailbox judged by B without A's reads would show up as an extra not-read alert.
     let extra: Vec<_> = got.difference(&want).collect();
@@ -387,14 +255,14 @@ fn a_quiet_night_closes_the_day_by_the_wall_clock_when_every_partition_is_idle()
     // Only Monday 2026-06-15 is produced; then every partition goes quiet.
     let monday: Vec<Vec<u8>> = lines.into_iter().filter(|l| String::from_utf8_lossy(l).contains("\"time\":\"2026-06-15T")).collect();
     assert!(monday.len() > 100);
-    produce(&broker, &monday);
-    let cfg = config(dir.path(), &broker, "brevvakt-quiet-night");
+    produce_input(&broker, &monday);
+    let cfg = group_config(dir.path(), &broker, "brevvakt-quiet-night");
     let text = std::fs::read_to_string(&cfg).unwrap().replace("idle_timeout = \"15m\"", "idle_timeout = \"1s\"");
     std::fs::write(&cfg, text).unwrap();
-    let (status, stderr) = wait(run(dir.path(), &cfg, &["--idle-exit", "6"]), Duration::from_secs(120));
+    let (status, stderr) = finish(run(dir.path(), &cfg, &["--idle-exit", "6"]), Duration::from_secs(120));
     assert!(status.success(), "{stderr}");
     // Tuesday has no event at all: only the wall clock can have closed it.
-    let tuesday = consume_all(&broker, ALERTS)
+    let tuesday = consume_all(&broker.link(), ALERTS)
         .iter()
         .map(|r| serde_json::from_slice::<serde_json::Value>(&r.value).unwrap())
         .filter(|a| a["rule"] == "mailbox_not_read" && a["day"] == "2026-06-16")
@@ -415,7 +283,7 @@ fn kafka_replay_from_a_time_gives_the_alerts_of_a_file_replay_of_the_records_fro
     // come from the [kafka] section.
     let (want, want_dead) = replay(dir);
     assert!(!want.is_empty() && !want_dead.is_empty());
-    let cfg = config(dir, &broker, "brevvakt-replay-test");
+    let cfg = group_config(dir, &broker, "brevvakt-replay-test");
     let whole = replay_with(dir, "kafka-config", &["--config", cfg.to_str().unwrap(), "--kafka-topic", INPUT]);
     assert_eq!(whole, (want.clone(), want_dead.clone()), "a Kafka replay of the whole topic differs from the file replay");
     assert_eq!(kafka("kafka-early", &["--from", "2026-06-01T00:00:00+02:00"]), (want.clone(), want_dead), "--from before the first record reads everything");
@@ -445,7 +313,7 @@ fn kafka_replay_is_refused_with_file_inputs_or_a_state_dir() {
         (&["--kafka-topic", INPUT][..], "--kafka-brokers"),
         (&["--kafka-topic", INPUT, "--kafka-brokers", "127.0.0.1:1", "--from", "2026-06-18T00:00:00Z", "--to", "2026-06-17T00:00:00Z"][..], "before --from"),
     ] {
-        let out = Command::new(env!("CARGO_BIN_EXE_brevvakt")).arg("replay").args(args).output().unwrap();
+        let out = Command::new(BIN).arg("replay").args(args).output().unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
         assert!(stderr.contains(says), "{args:?}: {stderr}");

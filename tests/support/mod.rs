@@ -13,6 +13,8 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+pub mod kafka;
+
 /// A running tansu broker.
 pub struct Broker {
     child: Child,
