@@ -400,6 +400,9 @@ pub struct Output {
 pub struct Pipeline {
     /// Worker threads owning mailbox shards; 0 = one per core.
     pub workers: usize,
+    /// Threads decoding records of stateless formats (normalized, m365, squid) ahead of
+    /// the router; 0 = one per core.
+    pub decode_threads: usize,
     /// Records per batch handed to the workers.
     pub batch_size: usize,
     /// Batches that may wait in each worker's queue before the reader blocks.
@@ -474,7 +477,7 @@ impl Default for Pipeline {
     fn default() -> Self {
         // 1024 records amortise channel costs; 4 queued batches per worker absorb bursts
         // while keeping memory bounded (workers × 4 × 1024 events).
-        Pipeline { workers: 0, batch_size: 1024, queue_batches: 4 }
+        Pipeline { workers: 0, decode_threads: 0, batch_size: 1024, queue_batches: 4 }
     }
 }
 
@@ -624,10 +627,19 @@ impl Settings {
 
     /// Worker count with 0 resolved to the number of cores.
     pub fn workers(&self) -> usize {
-        match self.config.pipeline.workers {
-            0 => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
-            n => n,
-        }
+        or_cores(self.config.pipeline.workers)
+    }
+
+    /// Decode threads with 0 resolved to the number of cores.
+    pub fn decode_threads(&self) -> usize {
+        or_cores(self.config.pipeline.decode_threads)
+    }
+}
+
+fn or_cores(n: usize) -> usize {
+    match n {
+        0 => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+        n => n,
     }
 }
 
@@ -694,6 +706,7 @@ fn check_limits(c: &Config, errs: &mut Vec<ConfigError>) {
     need(c.pipeline.batch_size > 0, "pipeline.batch_size", "must be at least 1");
     need(c.pipeline.queue_batches > 0, "pipeline.queue_batches", "must be at least 1");
     need(c.pipeline.workers <= 1024, "pipeline.workers", "must be at most 1024");
+    need(c.pipeline.decode_threads <= 1024, "pipeline.decode_threads", "must be at most 1024");
     need(!c.forwarding.suppress_window.is_zero(), "forwarding.suppress_window", "must be positive");
     need(!c.reading.idle_timeout.is_zero(), "reading.idle_timeout", "must be positive");
     need(c.state.checkpoint_records > 0, "state.checkpoint_records", "must be at least 1");

@@ -102,6 +102,26 @@ fn replays_are_byte_identical_across_runs_and_worker_counts() {
     assert!(runs.iter().all(|r| *r == runs[0]));
 }
 
+/// The decode pool decodes chunks on several threads; alerts and dead letters come out as
+/// they would from one.
+#[test]
+fn replays_are_byte_identical_across_decode_thread_counts() {
+    let dir = tempfile::tempdir().unwrap();
+    let runs: Vec<(String, String)> = ["1", "2", "4"]
+        .iter()
+        .map(|threads| {
+            let cfg = dir.path().join(format!("decode-{threads}.toml"));
+            let text = brevvakt::config::DEFAULT_TOML.replace("decode_threads = 0", &format!("decode_threads = {threads}"));
+            assert!(text.contains(&format!("\ndecode_threads = {threads}\n")));
+            std::fs::write(&cfg, text).unwrap();
+            let alerts = replay(dir.path(), &["--config", cfg.to_str().unwrap()], &[SAMPLE]).0;
+            (alerts, std::fs::read_to_string(dir.path().join("dead.jsonl")).unwrap())
+        })
+        .collect();
+    assert!(runs[0].0.lines().count() > 30 && runs[0].1.lines().count() == 30);
+    assert!(runs.iter().all(|r| *r == runs[0]));
+}
+
 #[test]
 fn stdin_is_read_with_a_dash() {
     let dir = tempfile::tempdir().unwrap();

@@ -14,6 +14,7 @@
 //! the rules need (headers, unrelated cmdlets) are skipped silently (`Ok` with no event).
 
 pub mod normalized;
+pub mod pool;
 
 pub mod csvline;
 pub mod dovecot;
@@ -191,6 +192,12 @@ impl Format {
             .filter_map(|f| clap::ValueEnum::to_possible_value(f).map(|v| v.get_name().to_owned()))
             .collect();
         names.join(", ")
+    }
+
+    /// Whether a decoder of this format keeps nothing between lines, so any run of lines
+    /// can be decoded by a fresh one (on the [`pool`]'s threads).
+    pub fn stateless(self) -> bool {
+        matches!(self, Format::Normalized | Format::M365 | Format::Squid)
     }
 
     /// A fresh decoder for one input of this format.

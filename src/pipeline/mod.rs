@@ -67,6 +67,7 @@ use crate::metrics::{Arrivals, Metrics, ShardGauges, StageReporter, Totals};
 use crate::roster::Roster;
 use crate::sinks::dead_letter::DeadLetters;
 use crate::sinks::{AlertSink, DeadLetterSink};
+use crate::decode::pool::{self, Decoded};
 use crate::detect::MailboxState;
 use crate::sources::file::{read_merged, FileInput, Input};
 use crate::sources::kafka::KafkaSource;
@@ -251,13 +252,18 @@ pub fn run(settings: Arc<Settings>, roster: Arc<Roster>, source: Source, sink: B
         worker_txs.push(tx);
     }
     drop(res_tx);
+    let default_format = settings.config.input.format;
+    let (decoded_rx, decoders) = pool::spawn(raw_rx, formats.clone(), default_format, &settings.decode_options(), settings.decode_threads())?;
     let mut stage = Stage::new(settings.clone(), roster, worker_txs, dead, &opts, names, live);
     stage.formats = formats;
-    let routed = stage.run(raw_rx, opts.until);
+    let routed = stage.run(decoded_rx, opts.until);
     let mut summary = stage.finish();
     let mailboxes: usize = workers.into_iter().map(|w| w.join().unwrap_or(0)).sum();
     let alerts = collector.join().map_err(|_| anyhow!("collector thread panicked"))?;
     let _ = reader.join();
+    decoders.into_iter().for_each(|d| {
+        let _ = d.join();
+    });
     // A failed sink or checkpoint stops the collector first; the stage then only sees its
     // workers gone, so the collector's error is the one to report.
     summary.alerts = alerts?;
@@ -508,7 +514,8 @@ impl<'a> Stage<'a> {
             }
             self.reload_roster();
             match msg {
-                SourceMsg::Chunk(c) => self.chunk(&c)?,
+                SourceMsg::Chunk(c) => self.chunk(&c, None)?,
+                SourceMsg::Decoded(c, d) => self.chunk(&c, Some(d))?,
                 SourceMsg::End { input, error } => self.end_input(input, error)?,
                 SourceMsg::Opened { input, name, format } => self.open_input(input, name, format),
                 SourceMsg::Tick => {
@@ -685,59 +692,73 @@ impl<'a> Stage<'a> {
         wm
     }
 
-    fn chunk(&mut self, c: &Chunk) -> Result<()> {
-        let mut decoder = match self.decoders.remove(&c.input) {
-            Some(d) => d,
-            None => self.formats.get(&c.input).copied().unwrap_or(self.settings.config.input.format).decoder(&self.settings.decode_options()),
+    /// One chunk of lines, decoded here or already by the decode pool (`pre`).
+    fn chunk(&mut self, c: &Chunk, mut pre: Option<Decoded>) -> Result<()> {
+        let mut decoder = match pre {
+            Some(_) => None,
+            None => Some(self.decoders.remove(&c.input).unwrap_or_else(|| self.format_of(c.input).decoder(&self.settings.decode_options()))),
         };
         let wm_input = self.watermark_input(c.input);
-        if self.live.is_some() {
-            self.last_seen.insert(c.input, Instant::now());
-            if self.idle.remove(&c.input) {
-                self.watermark.activate(wm_input);
-            }
-        }
+        self.note_arrival(c, wm_input);
         let covered = self.positions.get(c.input).map_or(0, |p| p.lines);
-        self.arrivals.mark(self.seq + 1, Instant::now());
-        if let Some(r) = &mut self.reporter {
-            let kind = if c.partition.is_some() { "kafka" } else { crate::metrics::source_kind(&c.name) };
-            r.set_source(kind, || Totals::of(&self.summary, self.dead.count()));
-        }
         for (i, line) in c.lines.iter().enumerate() {
             let number = c.first_line + i as u64;
-            let pos = match c.partition {
-                Some(p) => SourcePos { name: c.name.clone(), offset: number - 1, partition: Some(p) },
-                None => SourcePos::line(c.name.clone(), number),
-            };
+            let pos = c.pos(i);
             let raw = &c.data[line.start..line.end];
+            let mut decode = |events: &mut Vec<Event>| match (&mut pre, &mut decoder) {
+                (Some(pre), _) => pre.next_line(events),
+                (None, Some(d)) => d.decode(raw, &pos, events),
+                (None, None) => unreachable!("a chunk is decoded here or by the pool"),
+            };
             if number <= covered {
                 // Covered by the checkpoint: rebuild the decoder's state only.
-                let _ = decoder.decode(raw, &pos, &mut self.events);
+                let _ = decode(&mut self.events);
                 self.events.clear();
                 continue;
             }
-            self.record(decoder.as_mut(), &pos, raw, line.cut_from)?;
+            let result = match line.cut_from {
+                Some(len) => Err(DecodeError::new(ErrorReason::TooLong, format!("record of {len} bytes exceeds input.max_line_bytes"))),
+                None => decode(&mut self.events),
+            };
+            self.record(&pos, raw, line.cut_from, result)?;
             self.dispatch_events(wm_input)?;
             if let Some(p) = self.positions.get_mut(c.input) {
                 p.lines = number;
             }
         }
-        self.decoders.insert(c.input, decoder);
+        if let Some(d) = decoder {
+            self.decoders.insert(c.input, d);
+        }
         if let Some(p) = &self.progress {
             p.set_position(c.bytes_read);
         }
         Ok(())
     }
 
-    /// Decodes one record; a bad one is counted and dead-lettered.
-    fn record(&mut self, decoder: &mut dyn Decoder, pos: &SourcePos, raw: &[u8], cut_from: Option<u64>) -> Result<()> {
+    fn format_of(&self, input: usize) -> crate::decode::Format {
+        self.formats.get(&input).copied().unwrap_or(self.settings.config.input.format)
+    }
+
+    /// A chunk arrived: the input is not idle, and its arrival time is kept for latency.
+    fn note_arrival(&mut self, c: &Chunk, wm_input: usize) {
+        if self.live.is_some() {
+            self.last_seen.insert(c.input, Instant::now());
+            if self.idle.remove(&c.input) {
+                self.watermark.activate(wm_input);
+            }
+        }
+        self.arrivals.mark(self.seq + 1, Instant::now());
+        if let Some(r) = &mut self.reporter {
+            let kind = if c.partition.is_some() { "kafka" } else { crate::metrics::source_kind(&c.name) };
+            r.set_source(kind, || Totals::of(&self.summary, self.dead.count()));
+        }
+    }
+
+    /// Counts one record with its decoding result; a bad one is dead-lettered.
+    fn record(&mut self, pos: &SourcePos, raw: &[u8], cut_from: Option<u64>, result: Result<(), DecodeError>) -> Result<()> {
         self.summary.records += 1;
         self.summary.bytes += raw.len() as u64 + 1;
         self.seq += 1;
-        let result = match cut_from {
-            Some(len) => Err(DecodeError::new(ErrorReason::TooLong, format!("record of {len} bytes exceeds input.max_line_bytes"))),
-            None => decoder.decode(raw, pos, &mut self.events),
-        };
         match result {
             Ok(()) => Ok(()),
             Err(e) => {

@@ -490,8 +490,10 @@ impl LineSplitter {
     }
 }
 
+/// The first line feed (the `memchr` crate's vectorised search: a byte-by-byte loop cost
+/// more than a tenth of a replay's instructions, measured with callgrind).
 fn memchr(buf: &[u8]) -> Option<usize> {
-    buf.iter().position(|&b| b == b'\n')
+    memchr::memchr(b'\n', buf)
 }
 
 /// Drops a trailing `\r` (CRLF files).

@@ -49,11 +49,24 @@ pub struct Chunk {
     pub partition: Option<i32>,
 }
 
+impl Chunk {
+    /// The source position of line `i` of the chunk.
+    pub fn pos(&self, i: usize) -> crate::event::SourcePos {
+        let number = self.first_line + i as u64;
+        match self.partition {
+            Some(p) => crate::event::SourcePos { name: self.name.clone(), offset: number - 1, partition: Some(p) },
+            None => crate::event::SourcePos::line(self.name.clone(), number),
+        }
+    }
+}
+
 /// What a reader sends.
 #[derive(Debug)]
 pub enum SourceMsg {
     /// Lines.
     Chunk(Chunk),
+    /// Lines already decoded by the decode pool (which sends it in place of the `Chunk`).
+    Decoded(Chunk, crate::decode::pool::Decoded),
     /// Input `input` is exhausted (or failed with the given error).
     End {
         /// The input.

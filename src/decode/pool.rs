@@ -1,0 +1,262 @@
+//! The decode pool: decodes the chunks of stateless formats on several threads between the
+//! reader and the pipeline's stage, and hands every message on in the order the reader
+//! sent it.
+//!
+//! Why: decoding is most of a replay's work (about half of its instructions, measured with
+//! callgrind on the generator's normalized JSON), and the stage thread that routes events
+//! to the shards used to do it alone, so it bounded the whole pipeline.
+//!
+//! ```text
+//! reader ─▶ dispatcher ─┬─▶ decoder 1 ─┐
+//!                       ├─▶ decoder k ─┤   (one reply slot per chunk)
+//!                       └─ order queue ┴─▶ sequencer ─▶ stage
+//! ```
+//!
+//! - The **dispatcher** sends each chunk of a stateless format ([`Format::stateless`]) to
+//!   the decoders in turn, and puts a reply slot for it in the order queue; every other
+//!   message (chunks of formats that keep state between lines, ends, barriers, rebalance
+//!   messages) goes into the order queue as it is.
+//! - A **decoder** decodes the whole chunk with a fresh decoder of the input's format and
+//!   answers [`SourceMsg::Decoded`]: the chunk and, per line, the events and the result,
+//!   exactly what the stage's own call of the decoder would have given.
+//! - The **sequencer** takes the order queue front to back, waiting for each reply, so the
+//!   stage sees the reader's order: sequence numbers, watermarks, alerts and checkpoints
+//!   are the same as without the pool.
+//!
+//! Memory stays bounded: the order queue holds at most [`IN_FLIGHT`] messages. A line cut
+//! at the length limit is not decoded here (the stage dead-letters it as too long). When
+//! the stage hangs up, the sequencer, the dispatcher and then the reader stop in turn; when
+//! the reader ends, the pool drains and ends.
+
+use std::collections::BTreeMap;
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+use std::thread::{self, JoinHandle};
+
+use super::{DecodeError, DecodeOptions, Format};
+use crate::event::Event;
+use crate::sources::{Chunk, SourceMsg};
+
+/// Messages between the reader and the stage that may be in the pool at once.
+pub const IN_FLIGHT: usize = 8;
+
+/// A chunk's decoded lines, taken by the stage line by line.
+#[derive(Debug)]
+pub struct Decoded {
+    events: std::vec::IntoIter<Event>,
+    lines: std::vec::IntoIter<(usize, Result<(), DecodeError>)>,
+}
+
+impl Decoded {
+    /// Decodes every line of `chunk` with `format` (cut lines are left to the stage).
+    fn of(chunk: &Chunk, format: Format, opts: &DecodeOptions) -> Decoded {
+        let mut decoder = format.decoder(opts);
+        let (mut events, mut lines) = (Vec::with_capacity(chunk.lines.len()), Vec::with_capacity(chunk.lines.len()));
+        for (i, line) in chunk.lines.iter().enumerate() {
+            let before = events.len();
+            let result = match line.cut_from {
+                Some(_) => Ok(()),
+                None => decoder.decode(&chunk.data[line.start..line.end], &chunk.pos(i), &mut events),
+            };
+            lines.push((events.len() - before, result));
+        }
+        Decoded { events: events.into_iter(), lines: lines.into_iter() }
+    }
+
+    /// The next line: its events appended to `out`, and its result.
+    pub fn next_line(&mut self, out: &mut Vec<Event>) -> Result<(), DecodeError> {
+        let (count, result) = self.lines.next().unwrap_or((0, Ok(())));
+        out.extend(self.events.by_ref().take(count));
+        result
+    }
+}
+
+/// One entry of the order queue.
+enum Slot {
+    /// A message handed on as it is.
+    Now(SourceMsg),
+    /// A chunk being decoded: its reply comes here.
+    Later(Receiver<SourceMsg>),
+}
+
+/// Runs the pool with `threads` decoders (at least one) between `rx` and the returned
+/// receiver. `formats` are the formats of inputs known at start (files), `default` the
+/// format of the others until an [`SourceMsg::Opened`] names theirs.
+pub fn spawn(rx: Receiver<SourceMsg>, formats: BTreeMap<usize, Format>, default: Format, opts: &DecodeOptions, threads: usize) -> std::io::Result<(Receiver<SourceMsg>, Vec<JoinHandle<()>>)> {
+    let (order_tx, order_rx) = sync_channel::<Slot>(IN_FLIGHT);
+    let (out_tx, out_rx) = sync_channel::<SourceMsg>(1);
+    let mut handles = Vec::new();
+    let mut workers = Vec::new();
+    for i in 0..threads.max(1) {
+        let (tx, work_rx) = sync_channel::<(Chunk, Format, SyncSender<SourceMsg>)>(1);
+        let opts = opts.clone();
+        handles.push(thread::Builder::new().name(format!("decode-{i}")).spawn(move || decode_loop(&work_rx, &opts))?);
+        workers.push(tx);
+    }
+    let dispatcher = Dispatcher { formats, default, workers, next: 0, order: order_tx };
+    handles.push(thread::Builder::new().name("decode-dispatch".into()).spawn(move || dispatcher.run(&rx))?);
+    handles.push(thread::Builder::new().name("decode-order".into()).spawn(move || sequence(&order_rx, &out_tx))?);
+    Ok((out_rx, handles))
+}
+
+fn decode_loop(work: &Receiver<(Chunk, Format, SyncSender<SourceMsg>)>, opts: &DecodeOptions) {
+    for (chunk, format, reply) in work {
+        let decoded = Decoded::of(&chunk, format, opts);
+        // The sequencer may have gone (the stage stopped): nothing left to do then.
+        let _ = reply.send(SourceMsg::Decoded(chunk, decoded));
+    }
+}
+
+fn sequence(order: &Receiver<Slot>, out: &SyncSender<SourceMsg>) {
+    for slot in order {
+        let msg = match slot {
+            Slot::Now(msg) => msg,
+            Slot::Later(reply) => match reply.recv() {
+                Ok(msg) => msg,
+                Err(_) => return, // a decoder died: the stage sees the pool end
+            },
+        };
+        if out.send(msg).is_err() {
+            return;
+        }
+    }
+}
+
+/// Sends chunks to the decoders and keeps the order.
+struct Dispatcher {
+    formats: BTreeMap<usize, Format>,
+    default: Format,
+    workers: Vec<SyncSender<(Chunk, Format, SyncSender<SourceMsg>)>>,
+    next: usize,
+    order: SyncSender<Slot>,
+}
+
+impl Dispatcher {
+    fn run(mut self, rx: &Receiver<SourceMsg>) {
+        for msg in rx {
+            if !self.dispatch(msg) {
+                return;
+            }
+        }
+    }
+
+    /// Hands one message on; `false` once the pool's far end is gone.
+    fn dispatch(&mut self, msg: SourceMsg) -> bool {
+        if let SourceMsg::Opened { input, format, .. } = &msg {
+            self.formats.insert(*input, *format);
+        }
+        let chunk = match msg {
+            SourceMsg::Chunk(c) => c,
+            other => return self.order.send(Slot::Now(other)).is_ok(),
+        };
+        let format = self.formats.get(&chunk.input).copied().unwrap_or(self.default);
+        if !format.stateless() {
+            return self.order.send(Slot::Now(SourceMsg::Chunk(chunk))).is_ok();
+        }
+        let (reply_tx, reply_rx) = sync_channel(1);
+        // The slot goes first: the sequencer waits for the reply in the reader's order.
+        if self.order.send(Slot::Later(reply_rx)).is_err() {
+            return false;
+        }
+        let worker = &self.workers[self.next % self.workers.len()];
+        self.next += 1;
+        worker.send((chunk, format, reply_tx)).is_ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sources::Line;
+    use std::sync::Arc;
+
+    fn chunk(input: usize, first_line: u64, lines: &[&str]) -> Chunk {
+        let mut c = Chunk { input, name: Arc::from("t"), first_line, data: Vec::new(), lines: Vec::new(), bytes_read: 0, partition: None };
+        for l in lines {
+            let start = c.data.len();
+            c.data.extend_from_slice(l.as_bytes());
+            c.lines.push(Line { start, end: c.data.len(), cut_from: None });
+        }
+        c
+    }
+
+    fn access(minute: u32) -> String {
+        format!(r#"{{"type":"mailbox.access","time":"2026-06-15T08:{minute:02}:00+02:00","mailbox":"anna@exempel.se","user":"anna@exempel.se","protocol":"imap","result":"success"}}"#)
+    }
+
+    /// Many chunks through four decoders come out in the reader's order, with every
+    /// line's events and errors as the stage's own decoder would give them.
+    #[test]
+    fn chunks_decoded_on_several_threads_reach_the_stage_in_reader_order() {
+        let (tx, rx) = sync_channel(2);
+        let (out, handles) = spawn(rx, BTreeMap::new(), Format::Normalized, &DecodeOptions::default(), 4).unwrap();
+        let feeder = thread::spawn(move || {
+            for n in 0..200u64 {
+                let good = access((n % 60) as u32);
+                tx.send(SourceMsg::Chunk(chunk(0, n * 2 + 1, &[&good, "{not json"]))).unwrap();
+                if n % 50 == 0 {
+                    tx.send(SourceMsg::Tick).unwrap();
+                }
+            }
+            tx.send(SourceMsg::End { input: 0, error: None }).unwrap();
+        });
+        let (mut next_line, mut ticks, mut ended) = (1u64, 0, false);
+        for msg in out {
+            match msg {
+                SourceMsg::Decoded(c, mut d) => {
+                    assert_eq!(c.first_line, next_line, "chunks stay in order");
+                    next_line += 2;
+                    let mut events = Vec::new();
+                    assert!(d.next_line(&mut events).is_ok());
+                    assert_eq!(events.len(), 1);
+                    assert_eq!(events[0].source.offset, c.first_line, "the event carries its own line");
+                    assert!(d.next_line(&mut events).is_err(), "the bad line keeps its error");
+                    assert_eq!(events.len(), 1);
+                }
+                SourceMsg::Tick => ticks += 1,
+                SourceMsg::End { .. } => ended = true,
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        feeder.join().unwrap();
+        handles.into_iter().for_each(|h| h.join().unwrap());
+        assert_eq!((next_line, ticks, ended), (401, 4, true));
+    }
+
+    /// A format that keeps state between lines (a tracking log's `#Fields:` header) is
+    /// left to the stage's one decoder per input, in order.
+    #[test]
+    fn chunks_of_stateful_formats_pass_through_undecoded() {
+        let (tx, rx) = sync_channel(2);
+        let formats = BTreeMap::from([(1, Format::ExchangeTracking)]);
+        let (out, _handles) = spawn(rx, formats, Format::Normalized, &DecodeOptions::default(), 2).unwrap();
+        tx.send(SourceMsg::Chunk(chunk(1, 1, &["#Fields: date-time,event-id"]))).unwrap();
+        tx.send(SourceMsg::Opened { input: 2, name: "t/0".into(), format: Format::Syslog }).unwrap();
+        tx.send(SourceMsg::Chunk(chunk(2, 1, &["<22>Jun 15 08:00:00 mx postfix/smtp[1]: x"]))).unwrap();
+        tx.send(SourceMsg::Chunk(chunk(0, 1, &[&access(1)]))).unwrap();
+        drop(tx);
+        let kinds: Vec<&str> = out
+            .iter()
+            .map(|m| match m {
+                SourceMsg::Chunk(_) => "raw",
+                SourceMsg::Decoded(..) => "decoded",
+                SourceMsg::Opened { .. } => "opened",
+                _ => "other",
+            })
+            .collect();
+        assert_eq!(kinds, ["raw", "opened", "raw", "decoded"]);
+    }
+
+    /// The stage hanging up stops the pool and, through it, the reader's sends.
+    #[test]
+    fn the_stage_hanging_up_stops_the_pool() {
+        let (tx, rx) = sync_channel(1);
+        let (out, handles) = spawn(rx, BTreeMap::new(), Format::Normalized, &DecodeOptions::default(), 2).unwrap();
+        drop(out);
+        let mut sent = 0;
+        while tx.send(SourceMsg::Chunk(chunk(0, 1, &[&access(1)]))).is_ok() {
+            sent += 1;
+            assert!(sent < 1000, "the reader is never told the pool stopped");
+        }
+        handles.into_iter().for_each(|h| h.join().unwrap());
+    }
+}
