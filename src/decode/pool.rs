@@ -31,6 +31,7 @@
 use std::collections::BTreeMap;
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::thread::{self, JoinHandle};
+use std::time::Instant;
 
 use super::{DecodeError, DecodeOptions, Format};
 use crate::event::Event;
@@ -42,13 +43,15 @@ pub const IN_FLIGHT: usize = 8;
 /// A chunk's decoded lines, taken by the stage line by line.
 #[derive(Debug)]
 pub struct Decoded {
+    /// When the chunk reached the pool: the start of its records' alert latency.
+    pub arrived: Instant,
     events: std::vec::IntoIter<Event>,
     lines: std::vec::IntoIter<(usize, Result<(), DecodeError>)>,
 }
 
 impl Decoded {
     /// Decodes every line of `chunk` with `format` (cut lines are left to the stage).
-    fn of(chunk: &Chunk, format: Format, opts: &DecodeOptions) -> Decoded {
+    fn of(chunk: &Chunk, format: Format, opts: &DecodeOptions, arrived: Instant) -> Decoded {
         let mut decoder = format.decoder(opts);
         let (mut events, mut lines) = (Vec::with_capacity(chunk.lines.len()), Vec::with_capacity(chunk.lines.len()));
         for (i, line) in chunk.lines.iter().enumerate() {
@@ -59,7 +62,7 @@ impl Decoded {
             };
             lines.push((events.len() - before, result));
         }
-        Decoded { events: events.into_iter(), lines: lines.into_iter() }
+        Decoded { arrived, events: events.into_iter(), lines: lines.into_iter() }
     }
 
     /// The next line: its events appended to `out`, and its result.
@@ -69,6 +72,9 @@ impl Decoded {
         result
     }
 }
+
+/// A chunk for a decoder: its format, when it arrived, and where to answer.
+type Work = (Chunk, Format, Instant, SyncSender<SourceMsg>);
 
 /// One entry of the order queue.
 enum Slot {
@@ -87,7 +93,7 @@ pub fn spawn(rx: Receiver<SourceMsg>, formats: BTreeMap<usize, Format>, default:
     let mut handles = Vec::new();
     let mut workers = Vec::new();
     for i in 0..threads.max(1) {
-        let (tx, work_rx) = sync_channel::<(Chunk, Format, SyncSender<SourceMsg>)>(1);
+        let (tx, work_rx) = sync_channel::<Work>(1);
         let opts = opts.clone();
         handles.push(thread::Builder::new().name(format!("decode-{i}")).spawn(move || decode_loop(&work_rx, &opts))?);
         workers.push(tx);
@@ -98,9 +104,9 @@ pub fn spawn(rx: Receiver<SourceMsg>, formats: BTreeMap<usize, Format>, default:
     Ok((out_rx, handles))
 }
 
-fn decode_loop(work: &Receiver<(Chunk, Format, SyncSender<SourceMsg>)>, opts: &DecodeOptions) {
-    for (chunk, format, reply) in work {
-        let decoded = Decoded::of(&chunk, format, opts);
+fn decode_loop(work: &Receiver<Work>, opts: &DecodeOptions) {
+    for (chunk, format, arrived, reply) in work {
+        let decoded = Decoded::of(&chunk, format, opts, arrived);
         // The sequencer may have gone (the stage stopped): nothing left to do then.
         let _ = reply.send(SourceMsg::Decoded(chunk, decoded));
     }
@@ -125,7 +131,7 @@ fn sequence(order: &Receiver<Slot>, out: &SyncSender<SourceMsg>) {
 struct Dispatcher {
     formats: BTreeMap<usize, Format>,
     default: Format,
-    workers: Vec<SyncSender<(Chunk, Format, SyncSender<SourceMsg>)>>,
+    workers: Vec<SyncSender<Work>>,
     next: usize,
     order: SyncSender<Slot>,
 }
@@ -152,6 +158,7 @@ impl Dispatcher {
         if !format.stateless() {
             return self.order.send(Slot::Now(SourceMsg::Chunk(chunk))).is_ok();
         }
+        let arrived = Instant::now();
         let (reply_tx, reply_rx) = sync_channel(1);
         // The slot goes first: the sequencer waits for the reply in the reader's order.
         if self.order.send(Slot::Later(reply_rx)).is_err() {
@@ -159,7 +166,7 @@ impl Dispatcher {
         }
         let worker = &self.workers[self.next % self.workers.len()];
         self.next += 1;
-        worker.send((chunk, format, reply_tx)).is_ok()
+        worker.send((chunk, format, arrived, reply_tx)).is_ok()
     }
 }
 

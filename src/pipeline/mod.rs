@@ -1,13 +1,16 @@
 //! The pipeline: sources → decode → route → shards (detectors) → merge → sinks.
 //!
-//! Threads: one reader (read, decompress, split lines), this thread (decode, watermark,
-//! route), N shard workers (each owns its mailboxes' state: no locks), and one collector
+//! Threads: one reader (read, decompress, split lines), the decode pool
+//! ([`crate::decode::pool`]: `pipeline.decode_threads` threads decode the records of
+//! stateless formats and hand every message on in the reader's order), this thread
+//! (decode what the pool left, watermark, route), N shard workers (each owns its mailboxes' state: no locks), and one collector
 //! that merges the workers' alerts and writes them. Every hand-over is a bounded channel,
 //! so a slow sink slows the reader instead of growing memory.
 //!
 //! Guarantees: alerts are written in one deterministic order — by the stream position of
-//! the record (or watermark step) that caused them, then by id — whatever the worker count
-//! or batch size, so the same input always gives a byte-identical alert file. Bad records
+//! the record (or watermark step) that caused them, then by id — whatever the worker
+//! count, decode thread count or batch size, so the same input always gives a
+//! byte-identical alert file. Bad records
 //! are dead-lettered and counted; the stream goes on. Days close by event time only.
 //!
 //! Checkpoints (with a state directory): at a batch boundary the router attaches a
@@ -699,7 +702,7 @@ impl<'a> Stage<'a> {
             None => Some(self.decoders.remove(&c.input).unwrap_or_else(|| self.format_of(c.input).decoder(&self.settings.decode_options()))),
         };
         let wm_input = self.watermark_input(c.input);
-        self.note_arrival(c, wm_input);
+        self.note_arrival(c, wm_input, pre.as_ref().map_or_else(Instant::now, |d| d.arrived));
         let covered = self.positions.get(c.input).map_or(0, |p| p.lines);
         for (i, line) in c.lines.iter().enumerate() {
             let number = c.first_line + i as u64;
@@ -739,15 +742,16 @@ impl<'a> Stage<'a> {
         self.formats.get(&input).copied().unwrap_or(self.settings.config.input.format)
     }
 
-    /// A chunk arrived: the input is not idle, and its arrival time is kept for latency.
-    fn note_arrival(&mut self, c: &Chunk, wm_input: usize) {
+    /// A chunk arrived (at the decode pool, or here): the input is not idle, and its
+    /// arrival time is kept for latency.
+    fn note_arrival(&mut self, c: &Chunk, wm_input: usize, arrived: Instant) {
         if self.live.is_some() {
             self.last_seen.insert(c.input, Instant::now());
             if self.idle.remove(&c.input) {
                 self.watermark.activate(wm_input);
             }
         }
-        self.arrivals.mark(self.seq + 1, Instant::now());
+        self.arrivals.mark(self.seq + 1, arrived);
         if let Some(r) = &mut self.reporter {
             let kind = if c.partition.is_some() { "kafka" } else { crate::metrics::source_kind(&c.name) };
             r.set_source(kind, || Totals::of(&self.summary, self.dead.count()));
