@@ -34,10 +34,10 @@
 //!   arrived for that long, the reader stops fetching, hands over what it has, and keeps
 //!   committing the pipeline's final snapshots until the pipeline is done.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TryRecvError};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TryRecvError, TrySendError};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -64,6 +64,10 @@ const CHUNK_LINGER: Duration = Duration::from_millis(200);
 const POLL: Duration = Duration::from_millis(100);
 /// How often an idle source nudges the pipeline (periodic commits).
 const TICK: Duration = Duration::from_secs(1);
+/// How often a queued message is tried again while a revocation drains.
+const RETRY: Duration = Duration::from_millis(10);
+/// Pauses and resumes are logged at info at most this often (each one at debug).
+const PAUSE_LOG_EVERY: Duration = Duration::from_secs(10);
 
 /// How to build the consumer.
 pub struct KafkaSourceConfig {
@@ -118,6 +122,7 @@ impl KafkaSource {
             drain_timeout: cfg.drain_timeout,
             metrics,
             assigned_at: None,
+            backpressure: Backpressure::default(),
         };
         let consumer: BaseConsumer<Ctx> = cc.create_with_context(Ctx { shared: Mutex::new(shared) }).map_err(|e| anyhow!("cannot create the Kafka consumer: {e}"))?;
         let names: Vec<&str> = cfg.topics.iter().map(|(t, _)| t.as_str()).collect();
@@ -133,14 +138,14 @@ impl KafkaSource {
         let c = &self.consumer;
         {
             let mut s = c.context().lock();
-            s.out.connect(tx);
+            s.out.connect_queued(tx);
             s.commits = Some(commits);
         }
         let mut last_record = Instant::now();
         let mut last_tick = Instant::now();
         let mut drained = false;
         while !self.stop.load(Ordering::Relaxed) {
-            if !c.context().lock().serve_commits(c) {
+            if !c.context().lock().serve(c) {
                 break;
             }
             let polled = c.poll(POLL);
@@ -159,9 +164,7 @@ impl KafkaSource {
                 }
                 None => {
                     let ok = s.out.hand_over();
-                    // Idle counts from the later of the last record and the last assignment:
-                    // joining the group takes a while and is not idleness.
-                    let idle = s.assigned_at.map(|at| at.max(last_record).elapsed());
+                    let idle = s.idle_since(last_record).map(|at| at.elapsed());
                     if self.idle_exit.zip(idle).is_some_and(|(d, idle)| idle >= d) {
                         tracing::info!("no record for the idle-exit period: input drained");
                         drained = true;
@@ -171,7 +174,7 @@ impl KafkaSource {
                 }
             };
             let ok = ok && (!s.out.handover_due() || s.out.hand_over());
-            let ok = ok && (last_tick.elapsed() < TICK || s.out.send(SourceMsg::Tick));
+            let ok = ok && (last_tick.elapsed() < TICK || s.out.offer(SourceMsg::Tick));
             if last_tick.elapsed() >= TICK {
                 last_tick = Instant::now();
             }
@@ -244,23 +247,105 @@ pub(super) struct Chunker {
     /// Partial chunk per input.
     chunks: BTreeMap<usize, Chunk>,
     last_handover: Instant,
-    tx: Option<SyncSender<SourceMsg>>,
+    outlet: Outlet,
+}
+
+/// Where a [`Chunker`]'s messages go.
+enum Outlet {
+    /// Not connected: every send fails.
+    Closed,
+    /// A send waits for room in the channel (the replay reader: no group to stay in).
+    Blocking(SyncSender<SourceMsg>),
+    /// A send never waits: a message that does not fit waits in the queue, in order, and
+    /// the queue goes first (the group reader, which must keep polling).
+    Queued(SyncSender<SourceMsg>, VecDeque<SourceMsg>),
 }
 
 impl Chunker {
     /// A chunker numbering new partitions after `inputs` (the ones already known).
     pub(super) fn new(formats: BTreeMap<String, Format>, max_record: usize, inputs: BTreeMap<(String, i32), usize>) -> Self {
-        Chunker { formats, max_record, inputs, announced: BTreeSet::new(), chunks: BTreeMap::new(), last_handover: Instant::now(), tx: None }
+        Chunker { formats, max_record, inputs, announced: BTreeSet::new(), chunks: BTreeMap::new(), last_handover: Instant::now(), outlet: Outlet::Closed }
     }
 
-    /// From now on, messages go to `tx`.
+    /// From now on, messages go to `tx`, a send waiting for room.
     pub(super) fn connect(&mut self, tx: SyncSender<SourceMsg>) {
-        self.tx = Some(tx);
+        self.outlet = Outlet::Blocking(tx);
     }
 
-    /// Drops the sender (the pipeline sees the source end).
+    /// From now on, messages go to `tx`, a send never waiting: what does not fit is queued
+    /// (see [`Chunker::flush`], [`Chunker::backed_up`]).
+    fn connect_queued(&mut self, tx: SyncSender<SourceMsg>) {
+        self.outlet = Outlet::Queued(tx, VecDeque::new());
+    }
+
+    /// Whether a pipeline is connected.
+    fn is_connected(&self) -> bool {
+        !matches!(self.outlet, Outlet::Closed)
+    }
+
+    /// Drops the sender (the pipeline sees the source end), after sending what is queued
+    /// (waiting for room).
     pub(super) fn disconnect(&mut self) {
-        self.tx = None;
+        if let Outlet::Queued(tx, queue) = std::mem::replace(&mut self.outlet, Outlet::Closed) {
+            for msg in queue {
+                if tx.send(msg).is_err() {
+                    break;
+                }
+            }
+        }
+    }
+
+    /// Sends what is queued, in order, as far as the channel has room; false when the
+    /// pipeline is gone.
+    fn flush(&mut self) -> bool {
+        let Outlet::Queued(tx, queue) = &mut self.outlet else { return self.is_connected() };
+        while let Some(msg) = queue.pop_front() {
+            match tx.try_send(msg) {
+                Ok(()) => {}
+                Err(TrySendError::Full(msg)) => {
+                    queue.push_front(msg);
+                    return true;
+                }
+                Err(TrySendError::Disconnected(_)) => return false,
+            }
+        }
+        true
+    }
+
+    /// Whether messages wait for the pipeline (queued mode).
+    fn backed_up(&self) -> bool {
+        matches!(&self.outlet, Outlet::Queued(_, queue) if !queue.is_empty())
+    }
+
+    /// Sends `msg` only if it goes through at once (a nudge such as a tick: worthless once
+    /// late); false when the pipeline is gone.
+    fn offer(&mut self, msg: SourceMsg) -> bool {
+        match &self.outlet {
+            Outlet::Queued(tx, queue) if queue.is_empty() => !matches!(tx.try_send(msg), Err(TrySendError::Disconnected(_))),
+            Outlet::Queued(..) => true,
+            _ => self.send(msg),
+        }
+    }
+
+    /// Forgets the records of `inputs` not yet taken by the pipeline (queued chunks and
+    /// partial ones); the number of records forgotten.
+    fn discard(&mut self, inputs: &BTreeSet<usize>) -> usize {
+        let mut records = 0;
+        self.chunks.retain(|input, c| {
+            let keep = !inputs.contains(input);
+            records += if keep { 0 } else { c.lines.len() };
+            keep
+        });
+        if let Outlet::Queued(_, queue) = &mut self.outlet {
+            queue.retain(|m| match m {
+                SourceMsg::Chunk(c) if inputs.contains(&c.input) => {
+                    records += c.lines.len();
+                    false
+                }
+                _ => true,
+            });
+        }
+        records
     }
 
     /// Whether the partial chunks have waited long enough to be handed over.
@@ -273,11 +358,15 @@ impl Chunker {
         self.inputs.get(&(topic.to_string(), partition)).copied()
     }
 
-    /// Sends to the pipeline; false when it is gone.
+    /// Sends to the pipeline (or queues, see [`Outlet`]); false when it is gone.
     pub(super) fn send(&mut self, msg: SourceMsg) -> bool {
-        match &self.tx {
-            Some(tx) => tx.send(msg).is_ok(),
-            None => false,
+        match &mut self.outlet {
+            Outlet::Closed => false,
+            Outlet::Blocking(tx) => tx.send(msg).is_ok(),
+            Outlet::Queued(_, queue) => {
+                queue.push_back(msg);
+                self.flush()
+            }
         }
     }
 
@@ -352,12 +441,36 @@ struct Shared {
     metrics: Option<Arc<Metrics>>,
     /// When partitions were last assigned.
     assigned_at: Option<Instant>,
+    /// Whether fetching is paused because the pipeline is not taking records.
+    backpressure: Backpressure,
+}
+
+/// The pause state of the reader's fetching.
+#[derive(Default)]
+struct Backpressure {
+    /// When fetching was paused (`None`: fetching).
+    paused_at: Option<Instant>,
+    /// When fetching was last resumed.
+    resumed_at: Option<Instant>,
+    /// Pauses since the last one logged at info.
+    unlogged: u64,
+    /// When a pause was last logged at info.
+    logged_at: Option<Instant>,
+    /// Whether the current pause was logged at info (then its resume is too).
+    logged: bool,
 }
 
 impl Shared {
     /// The partition numbers owned now.
     fn ownership(&self) -> Ownership {
         Ownership::new(self.partitions, self.assigned.iter().map(|(_, p)| *p as u32).collect())
+    }
+
+    /// Counts a rebalance callback (`assigned`, `revoked`, `lost`).
+    fn count_rebalance(&self, kind: &'static str) {
+        if let Some(m) = &self.metrics {
+            m.count_rebalance(kind);
+        }
     }
 
     /// Counts a record that is not keyed by a mailbox of its partition.
@@ -415,6 +528,74 @@ impl Shared {
         }
     }
 
+    /// One turn of the reader between polls: commits what the pipeline reports done, sends
+    /// what waits for it, and pauses or resumes fetching accordingly; false when the
+    /// pipeline finished (or failed).
+    fn serve(&mut self, c: &BaseConsumer<Ctx>) -> bool {
+        let ok = self.serve_commits(c) && self.out.flush();
+        self.steer(c);
+        ok
+    }
+
+    /// Pauses fetching every assigned partition while messages wait for the pipeline, and
+    /// resumes once it has taken them all (acts on transitions only).
+    fn steer(&mut self, c: &BaseConsumer<Ctx>) {
+        match (self.out.backed_up(), self.backpressure.paused_at) {
+            (true, None) => self.pause(c),
+            (false, Some(since)) => self.resume(c, since),
+            _ => {}
+        }
+    }
+
+    fn pause(&mut self, c: &BaseConsumer<Ctx>) {
+        set_fetching(c, None, true);
+        if let Some(m) = &self.metrics {
+            m.count_backpressure_pause();
+        }
+        let bp = &mut self.backpressure;
+        bp.paused_at = Some(Instant::now());
+        bp.unlogged += 1;
+        bp.logged = bp.logged_at.is_none_or(|at| at.elapsed() >= PAUSE_LOG_EVERY);
+        if bp.logged {
+            tracing::info!(pauses = bp.unlogged, "the pipeline is not taking records: fetching paused, the group membership kept by polling");
+            bp.logged_at = bp.paused_at;
+            bp.unlogged = 0;
+        } else {
+            tracing::debug!("fetching paused");
+        }
+    }
+
+    fn resume(&mut self, c: &BaseConsumer<Ctx>, since: Instant) {
+        set_fetching(c, None, false);
+        let bp = &mut self.backpressure;
+        bp.paused_at = None;
+        bp.resumed_at = Some(Instant::now());
+        let paused_ms = since.elapsed().as_millis() as u64;
+        if bp.logged {
+            tracing::info!(paused_ms, "the pipeline takes records again: fetching resumed");
+        } else {
+            tracing::debug!(paused_ms, "fetching resumed");
+        }
+    }
+
+    /// Newly assigned partitions follow the pause state. (librdkafka keeps a partition's
+    /// application pause across unassign/assign, so a partition paused, revoked and given
+    /// back later would otherwise stay paused for good.)
+    fn follow_pause(&self, c: &BaseConsumer<Ctx>, tpl: &TopicPartitionList) {
+        set_fetching(c, Some(tpl), self.backpressure.paused_at.is_some());
+    }
+
+    /// Since when the input counts as idle (for `idle_exit`): the later of the last record,
+    /// the last assignment (joining the group takes a while and is not idleness) and the
+    /// last resume; `None` while unassigned or paused (a paused reader is not drained).
+    fn idle_since(&self, last_record: Instant) -> Option<Instant> {
+        if self.backpressure.paused_at.is_some() {
+            return None;
+        }
+        let at = self.assigned_at?.max(last_record);
+        Some(self.backpressure.resumed_at.map_or(at, |r| r.max(at)))
+    }
+
     /// Commits every request waiting; false when the pipeline finished (or failed).
     fn serve_commits(&mut self, c: &BaseConsumer<Ctx>) -> bool {
         loop {
@@ -469,10 +650,12 @@ impl Shared {
         }
     }
 
-    /// Before partitions are revoked: everything read is handed over, and a barrier
-    /// snapshot is taken (checkpointing every owned partition) and committed synchronously.
+    /// Before partitions are revoked: everything read is handed over (queued messages
+    /// included), and a barrier snapshot is taken (checkpointing every owned partition) and
+    /// committed synchronously. Commits are received while queued messages wait for room,
+    /// so neither side waits for the other.
     fn drain_for_revoke(&mut self, c: &BaseConsumer<Ctx>) {
-        if self.out.tx.is_none() || !self.out.hand_over() {
+        if !self.out.is_connected() || !self.out.hand_over() {
             return;
         }
         let id = self.next_barrier;
@@ -482,7 +665,8 @@ impl Shared {
         }
         let deadline = Instant::now() + self.drain_timeout;
         while let Some(rx) = &self.commits {
-            match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(if self.out.backed_up() { left.min(RETRY) } else { left }) {
                 Ok(req) => {
                     let ours = req.barrier == Some(id);
                     self.commit(c, &req, if ours { CommitMode::Sync } else { CommitMode::Async });
@@ -490,18 +674,30 @@ impl Shared {
                         break;
                     }
                 }
-                Err(RecvTimeoutError::Timeout) => {
+                Err(RecvTimeoutError::Timeout) if left.is_zero() => {
                     tracing::warn!("revocation: the pipeline did not finish in time; the uncommitted records will be read again");
                     break;
                 }
+                Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => break,
+            }
+            if !self.out.flush() {
+                break;
             }
         }
     }
 
     /// Gives up revoked partitions: their inputs end, and the pipeline drops their mailboxes.
+    /// Their records the pipeline has not taken (a drain that timed out, or partitions
+    /// lost) are forgotten: never processed, so never committed, so the next owner reads
+    /// them again from the committed offset (or the checkpoint, written before it).
     fn release(&mut self, revoked: &TopicPartitionList) {
         let before = self.ownership();
+        let inputs: BTreeSet<usize> = revoked.elements().iter().filter_map(|e| self.out.index_of(e.topic(), e.partition())).collect();
+        let forgotten = self.out.discard(&inputs);
+        if forgotten > 0 {
+            tracing::info!(records = forgotten, "records of revoked partitions not yet processed are left to their next owner");
+        }
         for e in revoked.elements() {
             let key = (e.topic().to_string(), e.partition());
             self.assigned.remove(&key);
@@ -515,6 +711,25 @@ impl Shared {
         if own != before {
             self.out.send(SourceMsg::Owned(own));
         }
+    }
+}
+
+/// Pauses (or resumes) fetching `tpl`, or the whole assignment.
+fn set_fetching(c: &BaseConsumer<Ctx>, tpl: Option<&TopicPartitionList>, paused: bool) {
+    let assignment;
+    let tpl = match tpl {
+        Some(t) => t,
+        None => match c.assignment() {
+            Ok(a) => {
+                assignment = a;
+                &assignment
+            }
+            Err(e) => return tracing::warn!(error = %e, "Kafka assignment unknown; fetching not paused or resumed"),
+        },
+    };
+    let r = if paused { c.pause(tpl) } else { c.resume(tpl) };
+    if let Err(e) = r {
+        tracing::warn!(error = %e, paused, "Kafka pause/resume failed");
     }
 }
 
@@ -536,10 +751,13 @@ impl ConsumerContext for Ctx {
         let cooperative = matches!(c.rebalance_protocol(), RebalanceProtocol::Cooperative);
         match err {
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
-                self.lock().take_assignment(tpl);
+                let mut s = self.lock();
+                s.count_rebalance("assigned");
+                s.take_assignment(tpl);
                 let r = if cooperative { c.incremental_assign(tpl) } else { c.assign(tpl) };
-                if let Err(e) = r {
-                    tracing::error!(error = %e, "Kafka assignment failed");
+                match r {
+                    Ok(()) => s.follow_pause(c, tpl),
+                    Err(e) => tracing::error!(error = %e, "Kafka assignment failed"),
                 }
             }
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
@@ -547,7 +765,9 @@ impl ConsumerContext for Ctx {
                     tracing::info!(topic = e.topic(), partition = e.partition(), "partition revoked");
                 }
                 let mut s = self.lock();
-                if !c.assignment_lost() {
+                let lost = c.assignment_lost();
+                s.count_rebalance(if lost { "lost" } else { "revoked" });
+                if !lost {
                     s.drain_for_revoke(c);
                 }
                 s.release(tpl);
