@@ -782,9 +782,179 @@ impl ConsumerContext for Ctx {
     }
 }
 
+/// The chunking, and the reader under backpressure against librdkafka's mock cluster
+/// (in-process; group membership, `max.poll.interval.ms` and rebalances are real
+/// librdkafka behaviour) with a stand-in pipeline that can be stalled.
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rdkafka::mocking::MockCluster;
+    use rdkafka::producer::{BaseProducer, BaseRecord, DefaultProducerContext, Producer};
+    use std::sync::atomic::AtomicUsize;
+    use std::sync::mpsc::{channel, sync_channel, Sender};
+    use std::thread;
+
+    const TOPIC: &str = "mail-events";
+    const PAUSES: &str = "brevvakt_kafka_backpressure_pauses_total";
+    /// Records per partition, of `RECORD_BYTES` each: a few records per chunk, so many
+    /// chunks per partition.
+    const RECORDS: i64 = 40;
+    const RECORD_BYTES: usize = 100_000;
+
+    /// `(offset, payload)` per partition.
+    type Records = BTreeMap<i32, Vec<(i64, String)>>;
+
+    /// A mock cluster whose topic has `partitions` partitions of [`RECORDS`] records each;
+    /// the records.
+    fn loaded_cluster(partitions: i32) -> (MockCluster<'static, DefaultProducerContext>, Records) {
+        let c = MockCluster::new(1).unwrap();
+        c.create_topic(TOPIC, partitions, 1).unwrap();
+        let p: BaseProducer = ClientConfig::new().set("bootstrap.servers", c.bootstrap_servers()).create().unwrap();
+        let mut produced = Records::new();
+        for partition in 0..partitions {
+            for offset in 0..RECORDS {
+                let payload = format!("{partition}-{offset}-{}", "x".repeat(RECORD_BYTES));
+                p.send(BaseRecord::<(), str>::to(TOPIC).partition(partition).payload(&payload)).unwrap();
+                produced.entry(partition).or_default().push((offset, payload));
+            }
+            p.flush(Duration::from_secs(10)).unwrap();
+        }
+        (c, produced)
+    }
+
+    /// Group-membership timings short enough for a test: a member that does not poll for
+    /// `max_poll` is put out of the group. (The session timeout must outlast the mock
+    /// coordinator's 3 s initial rebalance delay, or the joining member is dropped for
+    /// silence; the poll interval may not be shorter than it.)
+    fn membership(max_poll: Duration) -> BTreeMap<String, String> {
+        let ms = max_poll.as_millis().to_string();
+        [("session.timeout.ms", ms.clone()), ("heartbeat.interval.ms", "200".into()), ("max.poll.interval.ms", ms)].into_iter().map(|(k, v)| (k.to_string(), v)).collect()
+    }
+
+    /// The reader, idle-exiting 2 s after the last record.
+    fn source(c: &MockCluster<'static, DefaultProducerContext>, max_poll: Duration, metrics: &Arc<Metrics>) -> KafkaSource {
+        let cfg = KafkaSourceConfig {
+            brokers: c.bootstrap_servers(),
+            group_id: "brevvakt-backpressure".into(),
+            topics: vec![(TOPIC.into(), Format::Normalized)],
+            properties: membership(max_poll),
+            max_record_bytes: 1 << 20,
+            idle_exit: Some(Duration::from_secs(2)),
+            drain_timeout: Duration::from_secs(30),
+            state_dir: None,
+        };
+        KafkaSource::new(cfg, Arc::new(AtomicBool::new(false)), Some(metrics.clone())).unwrap()
+    }
+
+    /// The value of a counter series (`name` or `name{labels}`); 0 when absent.
+    fn counted(m: &Metrics, series: &str) -> u64 {
+        m.render().lines().find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse::<f64>().ok()).map_or(0, |v| v as u64)
+    }
+
+    fn rebalances(m: &Metrics, kind: &str) -> u64 {
+        counted(m, &format!("brevvakt_kafka_rebalances_total{{kind=\"{kind}\"}}"))
+    }
+
+    /// Polls `done` until it holds; panics with `what` after `limit`.
+    fn wait_until(limit: Duration, what: &str, mut done: impl FnMut() -> bool) {
+        let deadline = Instant::now() + limit;
+        while !done() {
+            assert!(Instant::now() < deadline, "timed out after {limit:?}: {what}");
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// A stand-in pipeline, on its own thread.
+    struct Pipeline {
+        /// While false, nothing is taken from the channel.
+        open: Arc<AtomicBool>,
+        /// Records taken so far.
+        taken: Arc<AtomicUsize>,
+        /// Its records per partition once the source is done.
+        done: Receiver<Records>,
+    }
+
+    /// Starts a pipeline taking the reader's messages from `rx` once opened (waiting `pace`
+    /// after each): it keeps the records per partition, answers every barrier with the
+    /// positions taken so far (as the real one does once they are processed), and hands
+    /// back its final positions when the source ends.
+    fn pipeline(rx: Receiver<SourceMsg>, commits: Sender<CommitRequest>, pace: Duration) -> Pipeline {
+        let (open, taken, (done_tx, done)) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicUsize::new(0)), channel());
+        let (gate, count) = (open.clone(), taken.clone());
+        thread::spawn(move || {
+            let (mut records, mut positions) = (Records::new(), BTreeMap::<String, u64>::new());
+            let answer = |positions: &BTreeMap<String, u64>, barrier| {
+                let positions = positions.iter().map(|(name, &lines)| checkpoint::InputPosition { name: name.clone(), lines, done: false }).collect();
+                let _ = commits.send(CommitRequest { positions, barrier });
+            };
+            loop {
+                if !gate.load(Ordering::SeqCst) {
+                    thread::sleep(Duration::from_millis(5));
+                    continue;
+                }
+                match rx.recv() {
+                    Ok(SourceMsg::Chunk(c)) => {
+                        let partition = c.partition.expect("a Kafka chunk");
+                        let mine = records.entry(partition).or_default();
+                        for (i, l) in c.lines.iter().enumerate() {
+                            mine.push((c.first_line as i64 - 1 + i as i64, String::from_utf8_lossy(&c.data[l.start..l.end]).into_owned()));
+                        }
+                        count.fetch_add(c.lines.len(), Ordering::SeqCst);
+                        positions.insert(format!("{}/{partition}", c.name), c.first_line - 1 + c.lines.len() as u64);
+                    }
+                    Ok(SourceMsg::Barrier(id)) => answer(&positions, Some(id)),
+                    Ok(_) => {}
+                    Err(_) => break,
+                }
+                thread::sleep(pace);
+            }
+            answer(&positions, None);
+            let _ = done_tx.send(records);
+        });
+        Pipeline { open, taken, done }
+    }
+
+    /// The reader on its own thread, sending to a channel of 8 messages (as the real
+    /// pipeline's: a few chunks, so fetching is paused in the middle of the records), and a
+    /// stalled pipeline taking them.
+    fn start(source: KafkaSource, pace: Duration) -> (Pipeline, thread::JoinHandle<()>) {
+        let (tx, rx) = sync_channel(8);
+        let (commit_tx, commit_rx) = channel();
+        let pipe = pipeline(rx, commit_tx, pace);
+        (pipe, thread::spawn(move || source.run(tx, commit_rx)))
+    }
+
+    /// Waits for the pipeline's records (the source idle-exits) and for the reader.
+    fn finish(pipe: Pipeline, reader: thread::JoinHandle<()>) -> Records {
+        let records = pipe.done.recv_timeout(Duration::from_secs(60)).expect("the reader idle-exits and the pipeline ends");
+        reader.join().unwrap();
+        records
+    }
+
+    #[test]
+    fn a_slow_pipeline_pauses_the_partitions_and_the_member_stays_in_the_group() {
+        let (c, produced) = loaded_cluster(2);
+        let max_poll = Duration::from_secs(4);
+        let metrics = Arc::new(Metrics::new());
+        let (pipe, reader) = start(source(&c, max_poll, &metrics), Duration::from_millis(20));
+        wait_until(Duration::from_secs(30), "the reader pauses fetching", || counted(&metrics, PAUSES) > 0);
+        // Stalled for twice the poll interval: a reader blocked on the pipeline would be put
+        // out of the group.
+        thread::sleep(max_poll * 2);
+        pipe.open.store(true, Ordering::SeqCst);
+        let total = produced.values().map(Vec::len).sum::<usize>();
+        wait_until(Duration::from_secs(60), "the pipeline takes every record", || pipe.taken.load(Ordering::SeqCst) >= total);
+        let (assigned, revoked, lost) = (rebalances(&metrics, "assigned"), rebalances(&metrics, "revoked"), rebalances(&metrics, "lost"));
+        let pauses = counted(&metrics, PAUSES);
+        let got = finish(pipe, reader);
+        assert_eq!((assigned, revoked, lost), (1, 0, 0), "one assignment, never revoked or lost: the member stayed in the group");
+        assert!(pauses > 1, "paused while stalled, and again while the pipeline was slow: {pauses}");
+        for (partition, want) in &produced {
+            let have = got.get(partition).map_or(&[][..], Vec::as_slice);
+            assert_eq!(have.len(), want.len(), "partition {partition}: every record exactly once");
+            assert!(have == want.as_slice(), "partition {partition}: the records in offset order");
+        }
+    }
 
     #[test]
     fn input_names_are_topic_slash_partition() {
@@ -795,7 +965,7 @@ mod tests {
 
     #[test]
     fn records_become_contiguous_chunks_with_offset_plus_one_as_line() {
-        let (tx, rx) = std::sync::mpsc::sync_channel(16);
+        let (tx, rx) = sync_channel(16);
         let mut s = Chunker::new([("t".to_string(), Format::Syslog)].into_iter().collect(), 4, BTreeMap::new());
         s.connect(tx);
         assert!(s.add("t", 1, 10, b"ab") && s.add("t", 1, 11, b"toolong") && s.add("t", 1, 13, b"c") && s.hand_over());
