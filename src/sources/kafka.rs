@@ -809,7 +809,8 @@ mod tests {
     fn loaded_cluster(partitions: i32) -> (MockCluster<'static, DefaultProducerContext>, Records) {
         let c = MockCluster::new(1).unwrap();
         c.create_topic(TOPIC, partitions, 1).unwrap();
-        let p: BaseProducer = ClientConfig::new().set("bootstrap.servers", c.bootstrap_servers()).create().unwrap();
+        // One record per batch: a fetch (see `source`) then brings one record per partition.
+        let p: BaseProducer = ClientConfig::new().set("bootstrap.servers", c.bootstrap_servers()).set("batch.num.messages", "1").create().unwrap();
         let mut produced = Records::new();
         for partition in 0..partitions {
             for offset in 0..RECORDS {
@@ -831,13 +832,17 @@ mod tests {
         [("session.timeout.ms", ms.clone()), ("heartbeat.interval.ms", "200".into()), ("max.poll.interval.ms", ms)].into_iter().map(|(k, v)| (k.to_string(), v)).collect()
     }
 
-    /// The reader, idle-exiting 2 s after the last record.
+    /// The reader, idle-exiting 2 s after the last record. A fetch brings about one record
+    /// per partition, so the partitions' records arrive interleaved and every partition has
+    /// records read (handed over or queued) when fetching is paused.
     fn source(c: &MockCluster<'static, DefaultProducerContext>, max_poll: Duration, metrics: &Arc<Metrics>) -> KafkaSource {
+        let mut properties = membership(max_poll);
+        properties.insert("max.partition.fetch.bytes".into(), (RECORD_BYTES + 1000).to_string());
         let cfg = KafkaSourceConfig {
             brokers: c.bootstrap_servers(),
             group_id: "brevvakt-backpressure".into(),
             topics: vec![(TOPIC.into(), Format::Normalized)],
-            properties: membership(max_poll),
+            properties,
             max_record_bytes: 1 << 20,
             idle_exit: Some(Duration::from_secs(2)),
             drain_timeout: Duration::from_secs(30),
@@ -953,6 +958,70 @@ mod tests {
             let have = got.get(partition).map_or(&[][..], Vec::as_slice);
             assert_eq!(have.len(), want.len(), "partition {partition}: every record exactly once");
             assert!(have == want.as_slice(), "partition {partition}: the records in offset order");
+        }
+    }
+
+    /// A second member of the group (a plain consumer) on its own thread.
+    struct Member {
+        /// What it read, per partition.
+        records: Arc<Mutex<Records>>,
+        /// Whether it has been given partitions.
+        assigned: Arc<AtomicBool>,
+        stop: Arc<AtomicBool>,
+        thread: thread::JoinHandle<()>,
+    }
+
+    fn second_member(c: &MockCluster<'static, DefaultProducerContext>, max_poll: Duration) -> Member {
+        let mut cc = ClientConfig::new();
+        cc.set("bootstrap.servers", c.bootstrap_servers()).set("group.id", "brevvakt-backpressure").set("partition.assignment.strategy", "cooperative-sticky").set("enable.auto.commit", "false").set("auto.offset.reset", "earliest");
+        for (k, v) in membership(max_poll) {
+            cc.set(k, v);
+        }
+        let consumer: BaseConsumer = cc.create().unwrap();
+        consumer.subscribe(&[TOPIC]).unwrap();
+        let (records, assigned, stop) = (Arc::new(Mutex::new(Records::new())), Arc::new(AtomicBool::new(false)), Arc::new(AtomicBool::new(false)));
+        let (mine, given, done) = (records.clone(), assigned.clone(), stop.clone());
+        let thread = thread::spawn(move || {
+            while !done.load(Ordering::SeqCst) {
+                if let Some(Ok(m)) = consumer.poll(POLL) {
+                    let payload = String::from_utf8_lossy(m.payload().unwrap_or_default()).into_owned();
+                    mine.lock().unwrap().entry(m.partition()).or_default().push((m.offset(), payload));
+                }
+                given.store(consumer.assignment().is_ok_and(|a| a.count() > 0), Ordering::SeqCst);
+            }
+        });
+        Member { records, assigned, stop, thread }
+    }
+
+    #[test]
+    fn a_member_joining_while_the_pipeline_is_stalled_gets_its_partitions_and_every_record_is_read_once() {
+        let (c, produced) = loaded_cluster(2);
+        let max_poll = Duration::from_secs(4);
+        let metrics = Arc::new(Metrics::new());
+        let (pipe, reader) = start(source(&c, max_poll, &metrics), Duration::ZERO);
+        wait_until(Duration::from_secs(30), "the reader pauses fetching", || counted(&metrics, PAUSES) > 0);
+        let second = second_member(&c, max_poll);
+        // The revocation reaches the first member while fetching is paused and the pipeline
+        // stalled: it is served (the callback runs) instead of waiting behind a send.
+        wait_until(Duration::from_secs(30), "the paused member is asked to give up a partition", || rebalances(&metrics, "revoked") > 0);
+        pipe.open.store(true, Ordering::SeqCst);
+        wait_until(Duration::from_secs(30), "the second member is given the partition", || second.assigned.load(Ordering::SeqCst));
+        let total = produced.values().map(Vec::len).sum::<usize>();
+        let read_by_second = || second.records.lock().unwrap().values().map(Vec::len).sum::<usize>();
+        wait_until(Duration::from_secs(60), "every record is read by one member or the other", || pipe.taken.load(Ordering::SeqCst) + read_by_second() >= total);
+        let lost = rebalances(&metrics, "lost");
+        second.stop.store(true, Ordering::SeqCst);
+        second.thread.join().unwrap();
+        let first = finish(pipe, reader);
+        assert_eq!(lost, 0, "the first member was never put out of the group");
+        let second = second.records.lock().unwrap().clone();
+        let moved: Vec<i32> = second.keys().copied().collect();
+        assert_eq!(moved.len(), 1, "one of the two partitions moved to the second member: {moved:?}");
+        assert!(first.get(&moved[0]).is_some_and(|r| !r.is_empty()), "the first member had read records of the partition it gave up");
+        for (partition, want) in &produced {
+            let both: Vec<(i64, String)> = [&first, &second].iter().flat_map(|m| m.get(partition).cloned().unwrap_or_default()).collect();
+            assert_eq!(both.len(), want.len(), "partition {partition}: every record exactly once (the first member's, then the second's from its commit)");
+            assert!(both == *want, "partition {partition}: in offset order across the hand-over");
         }
     }
 
