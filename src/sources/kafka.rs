@@ -2,7 +2,39 @@
 //! input of the pipeline and commits what the pipeline reports done.
 //!
 //! Threads: the consumer (an rdkafka `BaseConsumer`) is owned and polled by the reader
-//! thread only; rebalance callbacks run inside `poll` on that thread too.
+//! thread only; rebalance callbacks run inside `poll` on that thread too. So the reader
+//! never blocks on the pipeline: librdkafka heartbeats on its own, but a member that does
+//! not call `poll` for `max.poll.interval.ms` is put out of the group, and a revocation is
+//! served only inside `poll`.
+//!
+//! Backpressure: messages go to the pipeline's bounded channel with `try_send`. One that
+//! does not fit waits in the reader's queue, and every later message queues behind it (see
+//! [`Outlet`]). While anything is queued, fetching of every assigned partition is paused
+//! (`pause`; counted in `brevvakt_kafka_backpressure_pauses_total`, logged at info at most
+//! every 10 s), the reader keeps polling (100 ms) and retrying the queue, and once the
+//! queue is empty fetching resumes. Partitions assigned while paused are paused at once;
+//! partitions assigned while fetching are resumed explicitly (librdkafka keeps an
+//! application pause across unassign/assign, so a partition paused, revoked and given back
+//! would otherwise never be fetched again).
+//! - No record is lost, duplicated or reordered by a pause: every record `poll` returns is
+//!   added to its partition's chunk, and chunks leave in order through one FIFO queue,
+//!   whether fetching was paused when the record came or not. (librdkafka discards records
+//!   fetched but not yet returned when a partition is paused — a version barrier — and on
+//!   resume fetches again from the one after the last returned; the reader does not rely
+//!   on it: a record returned after the pause just queues behind the others.) Memory stays
+//!   bounded: the queue holds what was read before the pause took effect.
+//! - Ticks are only offered (dropped while the pipeline is busy: it is not idle); a paused
+//!   reader is never idle for `idle_exit`.
+//! - A revocation while paused is served: the drain sends the queue and the barrier while
+//!   it receives the pipeline's commits (that channel is unbounded, so neither side waits
+//!   for the other), so the queued chunks of the revoked partitions are processed and
+//!   committed before they are given up.
+//! - If the drain times out, or the partitions were lost (put out of the group), the
+//!   revoked partitions' records not yet taken by the pipeline are discarded. That is safe:
+//!   a commit (and a checkpoint) covers only the processed prefix of a partition, so the
+//!   committed offset is at or before the first of them, and the next owner reads them
+//!   again.
+//! - On stop, the queue is sent (waiting for room) before the channel is closed.
 //!
 //! Guarantees:
 //! - At-least-once. Offsets are never auto-committed or auto-stored. An offset is committed
@@ -19,8 +51,8 @@
 //!   co-located: with more than one topic the default assignor is `range`, which assigns
 //!   the same partition numbers of every topic to one member; with one topic it is
 //!   `cooperative-sticky`, which moves the fewest partitions.
-//! - Revocation (rebalance, or leaving the group): the partial chunks are sent, a barrier
-//!   snapshot is requested, and the callback waits for its commit (synchronous; with a
+//! - Revocation (rebalance, or leaving the group): the partial and queued chunks are sent,
+//!   a barrier snapshot is requested, and the callback waits for its commit (synchronous; with a
 //!   state directory the partition checkpoints are written first) before the partitions
 //!   are given up and their mailboxes dropped.
 //! - Assignment with a state directory: a partition whose checkpoint exists (written by
