@@ -18,11 +18,14 @@
 //! would otherwise never be fetched again).
 //! - No record is lost, duplicated or reordered by a pause: every record `poll` returns is
 //!   added to its partition's chunk, and chunks leave in order through one FIFO queue,
-//!   whether fetching was paused when the record came or not. (librdkafka discards records
-//!   fetched but not yet returned when a partition is paused — a version barrier — and on
-//!   resume fetches again from the one after the last returned; the reader does not rely
-//!   on it: a record returned after the pause just queues behind the others.) Memory stays
-//!   bounded: the queue holds what was read before the pause took effect.
+//!   whether fetching was paused when the record came or not. (librdkafka discards
+//!   records fetched but not yet returned when a partition is paused — a version barrier —
+//!   and on resume fetches again from the one after the last returned; the reader does not
+//!   rely on it: a record returned after the pause just queues behind the others.) Memory
+//!   stays bounded: the queue holds what was read before the pause took effect.
+//! - Cost: what librdkafka had prefetched when a pause came is fetched again after the
+//!   resume, so a pipeline that is always just behind makes the brokers send some records
+//!   more than once (`queued.max.messages.kbytes` bounds how much).
 //! - Ticks are only offered (dropped while the pipeline is busy: it is not idle); a paused
 //!   reader is never idle for `idle_exit`.
 //! - A revocation while paused is served: the drain sends the queue and the barrier while
@@ -52,9 +55,9 @@
 //!   the same partition numbers of every topic to one member; with one topic it is
 //!   `cooperative-sticky`, which moves the fewest partitions.
 //! - Revocation (rebalance, or leaving the group): the partial and queued chunks are sent,
-//!   a barrier snapshot is requested, and the callback waits for its commit (synchronous; with a
-//!   state directory the partition checkpoints are written first) before the partitions
-//!   are given up and their mailboxes dropped.
+//!   a barrier snapshot is requested, and the callback waits for its commit (synchronous;
+//!   with a state directory the partition checkpoints are written first) before the
+//!   partitions are given up and their mailboxes dropped.
 //! - Assignment with a state directory: a partition whose checkpoint exists (written by
 //!   its previous owner, or by this instance before a restart) starts at the checkpoint's
 //!   offsets, and its state is handed to the pipeline ([`SourceMsg::Restore`]). The
@@ -579,6 +582,7 @@ impl Shared {
         }
     }
 
+    /// Pauses fetching the whole assignment; counted, logged at info if due.
     fn pause(&mut self, c: &BaseConsumer<Ctx>) {
         set_fetching(c, None, true);
         if let Some(m) = &self.metrics {
@@ -597,6 +601,8 @@ impl Shared {
         }
     }
 
+    /// Resumes fetching the whole assignment (paused `since`), logged at info if the pause
+    /// was.
     fn resume(&mut self, c: &BaseConsumer<Ctx>, since: Instant) {
         set_fetching(c, None, false);
         let bp = &mut self.backpressure;
@@ -719,10 +725,11 @@ impl Shared {
         }
     }
 
-    /// Gives up revoked partitions: their inputs end, and the pipeline drops their mailboxes.
-    /// Their records the pipeline has not taken (a drain that timed out, or partitions
-    /// lost) are forgotten: never processed, so never committed, so the next owner reads
-    /// them again from the committed offset (or the checkpoint, written before it).
+    /// Gives up revoked partitions: their inputs end, and the pipeline drops their
+    /// mailboxes. Their records the pipeline has not taken (a drain that timed out, or
+    /// partitions lost) are forgotten: never processed, so never committed, so the next
+    /// owner reads them again from the committed offset (or the checkpoint, written before
+    /// it).
     fn release(&mut self, revoked: &TopicPartitionList) {
         let before = self.ownership();
         let inputs: BTreeSet<usize> = revoked.elements().iter().filter_map(|e| self.out.index_of(e.topic(), e.partition())).collect();
