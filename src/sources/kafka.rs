@@ -1065,6 +1065,29 @@ mod tests {
     }
 
     #[test]
+    fn a_full_channel_queues_in_order_and_a_revoked_partitions_queued_records_can_be_forgotten() {
+        let (tx, rx) = sync_channel(1);
+        let mut s = Chunker::new([("t".to_string(), Format::Syslog)].into_iter().collect(), 1 << 20, BTreeMap::new());
+        s.connect_queued(tx);
+        // Partition 1 has a gap (a second chunk); the channel takes only the first message.
+        assert!(s.add("t", 0, 0, b"a0") && s.add("t", 1, 0, b"b0") && s.add("t", 0, 1, b"a1") && s.add("t", 1, 5, b"b5") && s.hand_over());
+        assert!(s.backed_up(), "nothing waited for room");
+        assert_eq!(s.discard(&BTreeSet::from([1])), 2, "partition 1's two queued records are forgotten");
+        let mut got = Vec::new();
+        while let Ok(m) = rx.try_recv() {
+            got.push(m);
+            assert!(s.flush());
+        }
+        assert!(!s.backed_up());
+        let names: Vec<String> = got.iter().map(|m| match m {
+            SourceMsg::Opened { name, .. } => name.clone(),
+            SourceMsg::Chunk(c) => format!("{}/{}@{}+{}", c.name, c.input, c.first_line, c.lines.len()),
+            other => panic!("unexpected {other:?}"),
+        }).collect();
+        assert_eq!(names, ["t/0", "t/1", "t/0@1+2"], "in order, partition 1 announced but its records gone");
+    }
+
+    #[test]
     fn input_names_are_topic_slash_partition() {
         assert_eq!(parse_input_name("mail-events/2"), Some(("mail-events".into(), 2)));
         assert_eq!(parse_input_name("logs/mail.log"), None);
