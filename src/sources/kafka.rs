@@ -11,8 +11,8 @@
 //! does not fit waits in the reader's queue, and every later message queues behind it (see
 //! [`Outlet`]). While anything is queued, fetching of every assigned partition is paused
 //! (`pause`; counted in `brevvakt_kafka_backpressure_pauses_total`, logged at info at most
-//! every 10 s), the reader keeps polling (100 ms) and retrying the queue, and once the
-//! queue is empty fetching resumes. Partitions assigned while paused are paused at once;
+//! every 10 s), the reader keeps polling (every 10 ms) and retrying the queue, and once
+//! the queue is empty fetching resumes. Partitions assigned while paused are paused at once;
 //! partitions assigned while fetching are resumed explicitly (librdkafka keeps an
 //! application pause across unassign/assign, so a partition paused, revoked and given back
 //! would otherwise never be fetched again).
@@ -99,7 +99,8 @@ const CHUNK_LINGER: Duration = Duration::from_millis(200);
 const POLL: Duration = Duration::from_millis(100);
 /// How often an idle source nudges the pipeline (periodic commits).
 const TICK: Duration = Duration::from_secs(1);
-/// How often a queued message is tried again while a revocation drains.
+/// How often a queued message is tried again (the poll timeout while paused, and while a
+/// revocation drains).
 const RETRY: Duration = Duration::from_millis(10);
 /// Pauses and resumes are logged at info at most this often (each one at debug).
 const PAUSE_LOG_EVERY: Duration = Duration::from_secs(10);
@@ -180,10 +181,14 @@ impl KafkaSource {
         let mut last_tick = Instant::now();
         let mut drained = false;
         while !self.stop.load(Ordering::Relaxed) {
-            if !c.context().lock().serve(c) {
+            let (ok, wait) = {
+                let mut s = c.context().lock();
+                (s.serve(c), s.poll_wait())
+            };
+            if !ok {
                 break;
             }
-            let polled = c.poll(POLL);
+            let polled = c.poll(wait);
             let mut s = c.context().lock();
             let ok = match polled {
                 Some(Ok(m)) => {
@@ -572,6 +577,16 @@ impl Shared {
         ok
     }
 
+    /// How long the next poll may wait: briefly while messages wait for the pipeline (it
+    /// must not run dry while the reader sleeps).
+    fn poll_wait(&self) -> Duration {
+        if self.out.backed_up() {
+            RETRY
+        } else {
+            POLL
+        }
+    }
+
     /// Pauses fetching every assigned partition while messages wait for the pipeline, and
     /// resumes once it has taken them all (acts on transitions only).
     fn steer(&mut self, c: &BaseConsumer<Ctx>) {
@@ -871,10 +886,10 @@ mod tests {
         [("session.timeout.ms", ms.clone()), ("heartbeat.interval.ms", "200".into()), ("max.poll.interval.ms", ms)].into_iter().map(|(k, v)| (k.to_string(), v)).collect()
     }
 
-    /// The reader, idle-exiting 2 s after the last record. A fetch brings about one record
+    /// The reader, and the flag that stops it. A fetch brings about one record
     /// per partition, so the partitions' records arrive interleaved and every partition has
     /// records read (handed over or queued) when fetching is paused.
-    fn source(c: &MockCluster<'static, DefaultProducerContext>, max_poll: Duration, metrics: &Arc<Metrics>) -> KafkaSource {
+    fn source(c: &MockCluster<'static, DefaultProducerContext>, max_poll: Duration, metrics: &Arc<Metrics>) -> (KafkaSource, Arc<AtomicBool>) {
         let mut properties = membership(max_poll);
         properties.insert("max.partition.fetch.bytes".into(), (RECORD_BYTES + 1000).to_string());
         let cfg = KafkaSourceConfig {
@@ -883,11 +898,12 @@ mod tests {
             topics: vec![(TOPIC.into(), Format::Normalized)],
             properties,
             max_record_bytes: 1 << 20,
-            idle_exit: Some(Duration::from_secs(2)),
+            idle_exit: None,
             drain_timeout: Duration::from_secs(30),
             state_dir: None,
         };
-        KafkaSource::new(cfg, Arc::new(AtomicBool::new(false)), Some(metrics.clone())).unwrap()
+        let stop = Arc::new(AtomicBool::new(false));
+        (KafkaSource::new(cfg, stop.clone(), Some(metrics.clone())).unwrap(), stop)
     }
 
     /// The value of a counter series (`name` or `name{labels}`); 0 when absent.
@@ -919,9 +935,9 @@ mod tests {
     }
 
     /// Starts a pipeline taking the reader's messages from `rx` once opened (waiting `pace`
-    /// after each): it keeps the records per partition, answers every barrier with the
-    /// positions taken so far (as the real one does once they are processed), and hands
-    /// back its final positions when the source ends.
+    /// after each): it keeps the records per partition, answers every barrier and tick with
+    /// the positions taken so far (as the real one does once they are processed, and every
+    /// commit interval), and hands back its final positions when the source ends.
     fn pipeline(rx: Receiver<SourceMsg>, commits: Sender<CommitRequest>, pace: Duration) -> Pipeline {
         let (open, taken, (done_tx, done)) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicUsize::new(0)), channel());
         let (gate, count) = (open.clone(), taken.clone());
@@ -947,6 +963,7 @@ mod tests {
                         positions.insert(format!("{}/{partition}", c.name), c.first_line - 1 + c.lines.len() as u64);
                     }
                     Ok(SourceMsg::Barrier(id)) => answer(&positions, Some(id)),
+                    Ok(SourceMsg::Tick) => answer(&positions, None),
                     Ok(_) => {}
                     Err(_) => break,
                 }
@@ -968,9 +985,10 @@ mod tests {
         (pipe, thread::spawn(move || source.run(tx, commit_rx)))
     }
 
-    /// Waits for the pipeline's records (the source idle-exits) and for the reader.
-    fn finish(pipe: Pipeline, reader: thread::JoinHandle<()>) -> Records {
-        let records = pipe.done.recv_timeout(Duration::from_secs(60)).expect("the reader idle-exits and the pipeline ends");
+    /// Stops the reader; its pipeline's records once both have ended.
+    fn finish(pipe: Pipeline, reader: thread::JoinHandle<()>, stop: &AtomicBool) -> Records {
+        stop.store(true, Ordering::SeqCst);
+        let records = pipe.done.recv_timeout(Duration::from_secs(60)).expect("the reader stops and the pipeline ends");
         reader.join().unwrap();
         records
     }
@@ -980,7 +998,8 @@ mod tests {
         let (c, produced) = loaded_cluster(2);
         let max_poll = Duration::from_secs(4);
         let metrics = Arc::new(Metrics::new());
-        let (pipe, reader) = start(source(&c, max_poll, &metrics), Duration::from_millis(20));
+        let (source, stop) = source(&c, max_poll, &metrics);
+        let (pipe, reader) = start(source, Duration::from_millis(20));
         wait_until(Duration::from_secs(30), "the reader pauses fetching", || counted(&metrics, PAUSES) > 0);
         // Stalled for twice the poll interval: a reader blocked on the pipeline would be put
         // out of the group.
@@ -990,7 +1009,7 @@ mod tests {
         wait_until(Duration::from_secs(60), "the pipeline takes every record", || pipe.taken.load(Ordering::SeqCst) >= total);
         let (assigned, revoked, lost) = (rebalances(&metrics, "assigned"), rebalances(&metrics, "revoked"), rebalances(&metrics, "lost"));
         let pauses = counted(&metrics, PAUSES);
-        let got = finish(pipe, reader);
+        let got = finish(pipe, reader, &stop);
         assert_eq!((assigned, revoked, lost), (1, 0, 0), "one assignment, never revoked or lost: the member stayed in the group");
         assert!(pauses > 1, "paused while stalled, and again while the pipeline was slow: {pauses}");
         for (partition, want) in &produced {
@@ -1037,7 +1056,8 @@ mod tests {
         let (c, produced) = loaded_cluster(2);
         let max_poll = Duration::from_secs(4);
         let metrics = Arc::new(Metrics::new());
-        let (pipe, reader) = start(source(&c, max_poll, &metrics), Duration::ZERO);
+        let (source, stop) = source(&c, max_poll, &metrics);
+        let (pipe, reader) = start(source, Duration::ZERO);
         wait_until(Duration::from_secs(30), "the reader pauses fetching", || counted(&metrics, PAUSES) > 0);
         let second = second_member(&c, max_poll);
         // The revocation reaches the first member while fetching is paused and the pipeline
@@ -1051,11 +1071,12 @@ mod tests {
         let lost = rebalances(&metrics, "lost");
         second.stop.store(true, Ordering::SeqCst);
         second.thread.join().unwrap();
-        let first = finish(pipe, reader);
+        let first = finish(pipe, reader, &stop);
         assert_eq!(lost, 0, "the first member was never put out of the group");
         let second = second.records.lock().unwrap().clone();
         let moved: Vec<i32> = second.keys().copied().collect();
-        assert_eq!(moved.len(), 1, "one of the two partitions moved to the second member: {moved:?}");
+        let spans = |m: &Records| m.iter().map(|(p, r)| (*p, r.first().map(|x| x.0), r.len())).collect::<Vec<_>>();
+        assert_eq!(moved.len(), 1, "one of the two partitions moved to the second member: (partition, first offset, records) first {:?}, second {:?}", spans(&first), spans(&second));
         assert!(first.get(&moved[0]).is_some_and(|r| !r.is_empty()), "the first member had read records of the partition it gave up");
         for (partition, want) in &produced {
             let both: Vec<(i64, String)> = [&first, &second].iter().flat_map(|m| m.get(partition).cloned().unwrap_or_default()).collect();
