@@ -14,6 +14,8 @@
 //! | `brevvakt_late_events_total` | counter | `source` | events older than the watermark when they arrived |
 //! | `brevvakt_foreign_events_total` | counter | — | events about mailboxes whose partition another instance owns (not applied here) |
 //! | `brevvakt_kafka_miskeyed_records_total` | counter | `reason` (`unkeyed`, `other_partition`) | Kafka records not keyed by a mailbox of their partition |
+//! | `brevvakt_kafka_backpressure_pauses_total` | counter | — | times the Kafka reader paused fetching because the pipeline was not taking records |
+//! | `brevvakt_kafka_rebalances_total` | counter | `kind` (`assigned`, `revoked`, `lost`) | consumer-group rebalance callbacks (`lost`: the group had already taken the partitions away) |
 //! | `brevvakt_alerts_total` | counter | `rule`, `severity`, `status` | alerts written |
 //! | `brevvakt_open_findings` | gauge | `rule` | findings opened and not yet resolved by this process |
 //! | `brevvakt_watermark_seconds` | gauge | — | event-time watermark, unix seconds (absent until the first event) |
@@ -100,6 +102,8 @@ pub struct Metrics {
     dead_letters: IntCounter,
     foreign: IntCounter,
     miskeyed: IntCounterVec,
+    backpressure_pauses: IntCounter,
+    rebalances: IntCounterVec,
     alerts: IntCounterVec,
     open_findings: IntGaugeVec,
     watermark: GaugeVec,
@@ -203,6 +207,8 @@ impl Metrics {
             dead_letters: counter(&r, "brevvakt_dead_letters_total", "Records written to the dead-letter file."),
             foreign: counter(&r, "brevvakt_foreign_events_total", "Events about mailboxes whose partition another instance of the group owns (not applied here)."),
             miskeyed: counter_vec(&r, "brevvakt_kafka_miskeyed_records_total", "Kafka records without a key, or keyed by a mailbox of another partition (producers must key by mailbox).", &["reason"]),
+            backpressure_pauses: counter(&r, "brevvakt_kafka_backpressure_pauses_total", "Times the Kafka reader paused fetching its partitions because the pipeline was not taking records (it keeps polling the group)."),
+            rebalances: counter_vec(&r, "brevvakt_kafka_rebalances_total", "Consumer-group rebalance callbacks: partitions assigned, revoked, or lost (taken away before they could be handed over).", &["kind"]),
             alerts: counter_vec(&r, "brevvakt_alerts_total", "Alerts written, by rule, severity and status (open or resolved).", &["rule", "severity", "status"]),
             open_findings: gauge_vec(&r, "brevvakt_open_findings", "Findings opened and not yet resolved during this process's life, by rule.", &["rule"]),
             watermark: float_gauge(&r, "brevvakt_watermark_seconds", "Event-time watermark (unix seconds): the stream is complete up to here."),
@@ -300,6 +306,16 @@ impl Metrics {
     /// (`other_partition`).
     pub fn count_miskeyed(&self, reason: &'static str) {
         self.miskeyed.with_label_values(&[reason]).inc();
+    }
+
+    /// The Kafka reader paused fetching (the pipeline is not taking records).
+    pub fn count_backpressure_pause(&self) {
+        self.backpressure_pauses.inc();
+    }
+
+    /// A rebalance callback: `assigned`, `revoked` or `lost`.
+    pub fn count_rebalance(&self, kind: &'static str) {
+        self.rebalances.with_label_values(&[kind]).inc();
     }
 
     /// Consumer position of one Kafka partition (defined now; the Kafka source calls it).

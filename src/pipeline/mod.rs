@@ -5,7 +5,8 @@
 //! stateless formats and hand every message on in the reader's order), this thread
 //! (decode what the pool left, watermark, route), N shard workers (each owns its mailboxes' state: no locks), and one collector
 //! that merges the workers' alerts and writes them. Every hand-over is a bounded channel,
-//! so a slow sink slows the reader instead of growing memory.
+//! so a slow sink slows the reader instead of growing memory (the Kafka group reader
+//! pauses fetching instead of blocking, so it stays in its group: see `sources::kafka`).
 //!
 //! Guarantees: alerts are written in one deterministic order — by the stream position of
 //! the record (or watermark step) that caused them, then by id — whatever the worker

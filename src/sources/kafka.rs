@@ -2,7 +2,42 @@
 //! input of the pipeline and commits what the pipeline reports done.
 //!
 //! Threads: the consumer (an rdkafka `BaseConsumer`) is owned and polled by the reader
-//! thread only; rebalance callbacks run inside `poll` on that thread too.
+//! thread only; rebalance callbacks run inside `poll` on that thread too. So the reader
+//! never blocks on the pipeline: librdkafka heartbeats on its own, but a member that does
+//! not call `poll` for `max.poll.interval.ms` is put out of the group, and a revocation is
+//! served only inside `poll`.
+//!
+//! Backpressure: messages go to the pipeline's bounded channel with `try_send`. One that
+//! does not fit waits in the reader's queue, and every later message queues behind it (see
+//! [`Outlet`]). While anything is queued, fetching of every assigned partition is paused
+//! (`pause`; counted in `brevvakt_kafka_backpressure_pauses_total`, logged at info at most
+//! every 10 s), the reader keeps polling (every 10 ms) and retrying the queue, and once
+//! the queue is empty fetching resumes. Partitions assigned while paused are paused at once;
+//! partitions assigned while fetching are resumed explicitly (librdkafka keeps an
+//! application pause across unassign/assign, so a partition paused, revoked and given back
+//! would otherwise never be fetched again).
+//! - No record is lost, duplicated or reordered by a pause: every record `poll` returns is
+//!   added to its partition's chunk, and chunks leave in order through one FIFO queue,
+//!   whether fetching was paused when the record came or not. (librdkafka discards
+//!   records fetched but not yet returned when a partition is paused — a version barrier —
+//!   and on resume fetches again from the one after the last returned; the reader does not
+//!   rely on it: a record returned after the pause just queues behind the others.) Memory
+//!   stays bounded: the queue holds what was read before the pause took effect.
+//! - Cost: what librdkafka had prefetched when a pause came is fetched again after the
+//!   resume, so a pipeline that is always just behind makes the brokers send some records
+//!   more than once (`queued.max.messages.kbytes` bounds how much).
+//! - Ticks are only offered (dropped while the pipeline is busy: it is not idle); a paused
+//!   reader is never idle for `idle_exit`.
+//! - A revocation while paused is served: the drain sends the queue and the barrier while
+//!   it receives the pipeline's commits (that channel is unbounded, so neither side waits
+//!   for the other), so the queued chunks of the revoked partitions are processed and
+//!   committed before they are given up.
+//! - If the drain times out, or the partitions were lost (put out of the group), the
+//!   revoked partitions' records not yet taken by the pipeline are discarded. That is safe:
+//!   a commit (and a checkpoint) covers only the processed prefix of a partition, so the
+//!   committed offset is at or before the first of them, and the next owner reads them
+//!   again.
+//! - On stop, the queue is sent (waiting for room) before the channel is closed.
 //!
 //! Guarantees:
 //! - At-least-once. Offsets are never auto-committed or auto-stored. An offset is committed
@@ -19,10 +54,10 @@
 //!   co-located: with more than one topic the default assignor is `range`, which assigns
 //!   the same partition numbers of every topic to one member; with one topic it is
 //!   `cooperative-sticky`, which moves the fewest partitions.
-//! - Revocation (rebalance, or leaving the group): the partial chunks are sent, a barrier
-//!   snapshot is requested, and the callback waits for its commit (synchronous; with a
-//!   state directory the partition checkpoints are written first) before the partitions
-//!   are given up and their mailboxes dropped.
+//! - Revocation (rebalance, or leaving the group): the partial and queued chunks are sent,
+//!   a barrier snapshot is requested, and the callback waits for its commit (synchronous;
+//!   with a state directory the partition checkpoints are written first) before the
+//!   partitions are given up and their mailboxes dropped.
 //! - Assignment with a state directory: a partition whose checkpoint exists (written by
 //!   its previous owner, or by this instance before a restart) starts at the checkpoint's
 //!   offsets, and its state is handed to the pipeline ([`SourceMsg::Restore`]). The
@@ -34,10 +69,10 @@
 //!   arrived for that long, the reader stops fetching, hands over what it has, and keeps
 //!   committing the pipeline's final snapshots until the pipeline is done.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TryRecvError};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TryRecvError, TrySendError};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -64,6 +99,11 @@ const CHUNK_LINGER: Duration = Duration::from_millis(200);
 const POLL: Duration = Duration::from_millis(100);
 /// How often an idle source nudges the pipeline (periodic commits).
 const TICK: Duration = Duration::from_secs(1);
+/// How often a queued message is tried again (the poll timeout while paused, and while a
+/// revocation drains).
+const RETRY: Duration = Duration::from_millis(10);
+/// Pauses and resumes are logged at info at most this often (each one at debug).
+const PAUSE_LOG_EVERY: Duration = Duration::from_secs(10);
 
 /// How to build the consumer.
 pub struct KafkaSourceConfig {
@@ -118,6 +158,7 @@ impl KafkaSource {
             drain_timeout: cfg.drain_timeout,
             metrics,
             assigned_at: None,
+            backpressure: Backpressure::default(),
         };
         let consumer: BaseConsumer<Ctx> = cc.create_with_context(Ctx { shared: Mutex::new(shared) }).map_err(|e| anyhow!("cannot create the Kafka consumer: {e}"))?;
         let names: Vec<&str> = cfg.topics.iter().map(|(t, _)| t.as_str()).collect();
@@ -133,17 +174,21 @@ impl KafkaSource {
         let c = &self.consumer;
         {
             let mut s = c.context().lock();
-            s.out.connect(tx);
+            s.out.connect_queued(tx);
             s.commits = Some(commits);
         }
         let mut last_record = Instant::now();
         let mut last_tick = Instant::now();
         let mut drained = false;
         while !self.stop.load(Ordering::Relaxed) {
-            if !c.context().lock().serve_commits(c) {
+            let (ok, wait) = {
+                let mut s = c.context().lock();
+                (s.serve(c), s.poll_wait())
+            };
+            if !ok {
                 break;
             }
-            let polled = c.poll(POLL);
+            let polled = c.poll(wait);
             let mut s = c.context().lock();
             let ok = match polled {
                 Some(Ok(m)) => {
@@ -159,9 +204,7 @@ impl KafkaSource {
                 }
                 None => {
                     let ok = s.out.hand_over();
-                    // Idle counts from the later of the last record and the last assignment:
-                    // joining the group takes a while and is not idleness.
-                    let idle = s.assigned_at.map(|at| at.max(last_record).elapsed());
+                    let idle = s.idle_since(last_record).map(|at| at.elapsed());
                     if self.idle_exit.zip(idle).is_some_and(|(d, idle)| idle >= d) {
                         tracing::info!("no record for the idle-exit period: input drained");
                         drained = true;
@@ -171,7 +214,7 @@ impl KafkaSource {
                 }
             };
             let ok = ok && (!s.out.handover_due() || s.out.hand_over());
-            let ok = ok && (last_tick.elapsed() < TICK || s.out.send(SourceMsg::Tick));
+            let ok = ok && (last_tick.elapsed() < TICK || s.out.offer(SourceMsg::Tick));
             if last_tick.elapsed() >= TICK {
                 last_tick = Instant::now();
             }
@@ -244,23 +287,105 @@ pub(super) struct Chunker {
     /// Partial chunk per input.
     chunks: BTreeMap<usize, Chunk>,
     last_handover: Instant,
-    tx: Option<SyncSender<SourceMsg>>,
+    outlet: Outlet,
+}
+
+/// Where a [`Chunker`]'s messages go.
+enum Outlet {
+    /// Not connected: every send fails.
+    Closed,
+    /// A send waits for room in the channel (the replay reader: no group to stay in).
+    Blocking(SyncSender<SourceMsg>),
+    /// A send never waits: a message that does not fit waits in the queue, in order, and
+    /// the queue goes first (the group reader, which must keep polling).
+    Queued(SyncSender<SourceMsg>, VecDeque<SourceMsg>),
 }
 
 impl Chunker {
     /// A chunker numbering new partitions after `inputs` (the ones already known).
     pub(super) fn new(formats: BTreeMap<String, Format>, max_record: usize, inputs: BTreeMap<(String, i32), usize>) -> Self {
-        Chunker { formats, max_record, inputs, announced: BTreeSet::new(), chunks: BTreeMap::new(), last_handover: Instant::now(), tx: None }
+        Chunker { formats, max_record, inputs, announced: BTreeSet::new(), chunks: BTreeMap::new(), last_handover: Instant::now(), outlet: Outlet::Closed }
     }
 
-    /// From now on, messages go to `tx`.
+    /// From now on, messages go to `tx`, a send waiting for room.
     pub(super) fn connect(&mut self, tx: SyncSender<SourceMsg>) {
-        self.tx = Some(tx);
+        self.outlet = Outlet::Blocking(tx);
     }
 
-    /// Drops the sender (the pipeline sees the source end).
+    /// From now on, messages go to `tx`, a send never waiting: what does not fit is queued
+    /// (see [`Chunker::flush`], [`Chunker::backed_up`]).
+    fn connect_queued(&mut self, tx: SyncSender<SourceMsg>) {
+        self.outlet = Outlet::Queued(tx, VecDeque::new());
+    }
+
+    /// Whether a pipeline is connected.
+    fn is_connected(&self) -> bool {
+        !matches!(self.outlet, Outlet::Closed)
+    }
+
+    /// Drops the sender (the pipeline sees the source end), after sending what is queued
+    /// (waiting for room).
     pub(super) fn disconnect(&mut self) {
-        self.tx = None;
+        if let Outlet::Queued(tx, queue) = std::mem::replace(&mut self.outlet, Outlet::Closed) {
+            for msg in queue {
+                if tx.send(msg).is_err() {
+                    break;
+                }
+            }
+        }
+    }
+
+    /// Sends what is queued, in order, as far as the channel has room; false when the
+    /// pipeline is gone.
+    fn flush(&mut self) -> bool {
+        let Outlet::Queued(tx, queue) = &mut self.outlet else { return self.is_connected() };
+        while let Some(msg) = queue.pop_front() {
+            match tx.try_send(msg) {
+                Ok(()) => {}
+                Err(TrySendError::Full(msg)) => {
+                    queue.push_front(msg);
+                    return true;
+                }
+                Err(TrySendError::Disconnected(_)) => return false,
+            }
+        }
+        true
+    }
+
+    /// Whether messages wait for the pipeline (queued mode).
+    fn backed_up(&self) -> bool {
+        matches!(&self.outlet, Outlet::Queued(_, queue) if !queue.is_empty())
+    }
+
+    /// Sends `msg` only if it goes through at once (a nudge such as a tick: worthless once
+    /// late); false when the pipeline is gone.
+    fn offer(&mut self, msg: SourceMsg) -> bool {
+        match &self.outlet {
+            Outlet::Queued(tx, queue) if queue.is_empty() => !matches!(tx.try_send(msg), Err(TrySendError::Disconnected(_))),
+            Outlet::Queued(..) => true,
+            _ => self.send(msg),
+        }
+    }
+
+    /// Forgets the records of `inputs` not yet taken by the pipeline (queued chunks and
+    /// partial ones); the number of records forgotten.
+    fn discard(&mut self, inputs: &BTreeSet<usize>) -> usize {
+        let mut records = 0;
+        self.chunks.retain(|input, c| {
+            let keep = !inputs.contains(input);
+            records += if keep { 0 } else { c.lines.len() };
+            keep
+        });
+        if let Outlet::Queued(_, queue) = &mut self.outlet {
+            queue.retain(|m| match m {
+                SourceMsg::Chunk(c) if inputs.contains(&c.input) => {
+                    records += c.lines.len();
+                    false
+                }
+                _ => true,
+            });
+        }
+        records
     }
 
     /// Whether the partial chunks have waited long enough to be handed over.
@@ -273,11 +398,15 @@ impl Chunker {
         self.inputs.get(&(topic.to_string(), partition)).copied()
     }
 
-    /// Sends to the pipeline; false when it is gone.
+    /// Sends to the pipeline (or queues, see [`Outlet`]); false when it is gone.
     pub(super) fn send(&mut self, msg: SourceMsg) -> bool {
-        match &self.tx {
-            Some(tx) => tx.send(msg).is_ok(),
-            None => false,
+        match &mut self.outlet {
+            Outlet::Closed => false,
+            Outlet::Blocking(tx) => tx.send(msg).is_ok(),
+            Outlet::Queued(_, queue) => {
+                queue.push_back(msg);
+                self.flush()
+            }
         }
     }
 
@@ -352,12 +481,36 @@ struct Shared {
     metrics: Option<Arc<Metrics>>,
     /// When partitions were last assigned.
     assigned_at: Option<Instant>,
+    /// Whether fetching is paused because the pipeline is not taking records.
+    backpressure: Backpressure,
+}
+
+/// The pause state of the reader's fetching.
+#[derive(Default)]
+struct Backpressure {
+    /// When fetching was paused (`None`: fetching).
+    paused_at: Option<Instant>,
+    /// When fetching was last resumed.
+    resumed_at: Option<Instant>,
+    /// Pauses since the last one logged at info.
+    unlogged: u64,
+    /// When a pause was last logged at info.
+    logged_at: Option<Instant>,
+    /// Whether the current pause was logged at info (then its resume is too).
+    logged: bool,
 }
 
 impl Shared {
     /// The partition numbers owned now.
     fn ownership(&self) -> Ownership {
         Ownership::new(self.partitions, self.assigned.iter().map(|(_, p)| *p as u32).collect())
+    }
+
+    /// Counts a rebalance callback (`assigned`, `revoked`, `lost`).
+    fn count_rebalance(&self, kind: &'static str) {
+        if let Some(m) = &self.metrics {
+            m.count_rebalance(kind);
+        }
     }
 
     /// Counts a record that is not keyed by a mailbox of its partition.
@@ -415,6 +568,87 @@ impl Shared {
         }
     }
 
+    /// One turn of the reader between polls: commits what the pipeline reports done, sends
+    /// what waits for it, and pauses or resumes fetching accordingly; false when the
+    /// pipeline finished (or failed).
+    fn serve(&mut self, c: &BaseConsumer<Ctx>) -> bool {
+        let ok = self.serve_commits(c) && self.out.flush();
+        self.steer(c);
+        ok
+    }
+
+    /// How long the next poll may wait: briefly while messages wait for the pipeline (it
+    /// must not run dry while the reader sleeps).
+    fn poll_wait(&self) -> Duration {
+        if self.out.backed_up() {
+            RETRY
+        } else {
+            POLL
+        }
+    }
+
+    /// Pauses fetching every assigned partition while messages wait for the pipeline, and
+    /// resumes once it has taken them all (acts on transitions only).
+    fn steer(&mut self, c: &BaseConsumer<Ctx>) {
+        match (self.out.backed_up(), self.backpressure.paused_at) {
+            (true, None) => self.pause(c),
+            (false, Some(since)) => self.resume(c, since),
+            _ => {}
+        }
+    }
+
+    /// Pauses fetching the whole assignment; counted, logged at info if due.
+    fn pause(&mut self, c: &BaseConsumer<Ctx>) {
+        set_fetching(c, None, true);
+        if let Some(m) = &self.metrics {
+            m.count_backpressure_pause();
+        }
+        let bp = &mut self.backpressure;
+        bp.paused_at = Some(Instant::now());
+        bp.unlogged += 1;
+        bp.logged = bp.logged_at.is_none_or(|at| at.elapsed() >= PAUSE_LOG_EVERY);
+        if bp.logged {
+            tracing::info!(pauses = bp.unlogged, "the pipeline is not taking records: fetching paused, the group membership kept by polling");
+            bp.logged_at = bp.paused_at;
+            bp.unlogged = 0;
+        } else {
+            tracing::debug!("fetching paused");
+        }
+    }
+
+    /// Resumes fetching the whole assignment (paused `since`), logged at info if the pause
+    /// was.
+    fn resume(&mut self, c: &BaseConsumer<Ctx>, since: Instant) {
+        set_fetching(c, None, false);
+        let bp = &mut self.backpressure;
+        bp.paused_at = None;
+        bp.resumed_at = Some(Instant::now());
+        let paused_ms = since.elapsed().as_millis() as u64;
+        if bp.logged {
+            tracing::info!(paused_ms, "the pipeline takes records again: fetching resumed");
+        } else {
+            tracing::debug!(paused_ms, "fetching resumed");
+        }
+    }
+
+    /// Newly assigned partitions follow the pause state. (librdkafka keeps a partition's
+    /// application pause across unassign/assign, so a partition paused, revoked and given
+    /// back later would otherwise stay paused for good.)
+    fn follow_pause(&self, c: &BaseConsumer<Ctx>, tpl: &TopicPartitionList) {
+        set_fetching(c, Some(tpl), self.backpressure.paused_at.is_some());
+    }
+
+    /// Since when the input counts as idle (for `idle_exit`): the later of the last record,
+    /// the last assignment (joining the group takes a while and is not idleness) and the
+    /// last resume; `None` while unassigned or paused (a paused reader is not drained).
+    fn idle_since(&self, last_record: Instant) -> Option<Instant> {
+        if self.backpressure.paused_at.is_some() {
+            return None;
+        }
+        let at = self.assigned_at?.max(last_record);
+        Some(self.backpressure.resumed_at.map_or(at, |r| r.max(at)))
+    }
+
     /// Commits every request waiting; false when the pipeline finished (or failed).
     fn serve_commits(&mut self, c: &BaseConsumer<Ctx>) -> bool {
         loop {
@@ -469,10 +703,12 @@ impl Shared {
         }
     }
 
-    /// Before partitions are revoked: everything read is handed over, and a barrier
-    /// snapshot is taken (checkpointing every owned partition) and committed synchronously.
+    /// Before partitions are revoked: everything read is handed over (queued messages
+    /// included), and a barrier snapshot is taken (checkpointing every owned partition) and
+    /// committed synchronously. Commits are received while queued messages wait for room,
+    /// so neither side waits for the other.
     fn drain_for_revoke(&mut self, c: &BaseConsumer<Ctx>) {
-        if self.out.tx.is_none() || !self.out.hand_over() {
+        if !self.out.is_connected() || !self.out.hand_over() {
             return;
         }
         let id = self.next_barrier;
@@ -482,7 +718,8 @@ impl Shared {
         }
         let deadline = Instant::now() + self.drain_timeout;
         while let Some(rx) = &self.commits {
-            match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(if self.out.backed_up() { left.min(RETRY) } else { left }) {
                 Ok(req) => {
                     let ours = req.barrier == Some(id);
                     self.commit(c, &req, if ours { CommitMode::Sync } else { CommitMode::Async });
@@ -490,18 +727,31 @@ impl Shared {
                         break;
                     }
                 }
-                Err(RecvTimeoutError::Timeout) => {
+                Err(RecvTimeoutError::Timeout) if left.is_zero() => {
                     tracing::warn!("revocation: the pipeline did not finish in time; the uncommitted records will be read again");
                     break;
                 }
+                Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => break,
+            }
+            if !self.out.flush() {
+                break;
             }
         }
     }
 
-    /// Gives up revoked partitions: their inputs end, and the pipeline drops their mailboxes.
+    /// Gives up revoked partitions: their inputs end, and the pipeline drops their
+    /// mailboxes. Their records the pipeline has not taken (a drain that timed out, or
+    /// partitions lost) are forgotten: never processed, so never committed, so the next
+    /// owner reads them again from the committed offset (or the checkpoint, written before
+    /// it).
     fn release(&mut self, revoked: &TopicPartitionList) {
         let before = self.ownership();
+        let inputs: BTreeSet<usize> = revoked.elements().iter().filter_map(|e| self.out.index_of(e.topic(), e.partition())).collect();
+        let forgotten = self.out.discard(&inputs);
+        if forgotten > 0 {
+            tracing::info!(records = forgotten, "records of revoked partitions not yet processed are left to their next owner");
+        }
         for e in revoked.elements() {
             let key = (e.topic().to_string(), e.partition());
             self.assigned.remove(&key);
@@ -515,6 +765,25 @@ impl Shared {
         if own != before {
             self.out.send(SourceMsg::Owned(own));
         }
+    }
+}
+
+/// Pauses (or resumes) fetching `tpl`, or the whole assignment.
+fn set_fetching(c: &BaseConsumer<Ctx>, tpl: Option<&TopicPartitionList>, paused: bool) {
+    let assignment;
+    let tpl = match tpl {
+        Some(t) => t,
+        None => match c.assignment() {
+            Ok(a) => {
+                assignment = a;
+                &assignment
+            }
+            Err(e) => return tracing::warn!(error = %e, "Kafka assignment unknown; fetching not paused or resumed"),
+        },
+    };
+    let r = if paused { c.pause(tpl) } else { c.resume(tpl) };
+    if let Err(e) = r {
+        tracing::warn!(error = %e, paused, "Kafka pause/resume failed");
     }
 }
 
@@ -536,10 +805,13 @@ impl ConsumerContext for Ctx {
         let cooperative = matches!(c.rebalance_protocol(), RebalanceProtocol::Cooperative);
         match err {
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
-                self.lock().take_assignment(tpl);
+                let mut s = self.lock();
+                s.count_rebalance("assigned");
+                s.take_assignment(tpl);
                 let r = if cooperative { c.incremental_assign(tpl) } else { c.assign(tpl) };
-                if let Err(e) = r {
-                    tracing::error!(error = %e, "Kafka assignment failed");
+                match r {
+                    Ok(()) => s.follow_pause(c, tpl),
+                    Err(e) => tracing::error!(error = %e, "Kafka assignment failed"),
                 }
             }
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
@@ -547,7 +819,9 @@ impl ConsumerContext for Ctx {
                     tracing::info!(topic = e.topic(), partition = e.partition(), "partition revoked");
                 }
                 let mut s = self.lock();
-                if !c.assignment_lost() {
+                let lost = c.assignment_lost();
+                s.count_rebalance(if lost { "lost" } else { "revoked" });
+                if !lost {
                     s.drain_for_revoke(c);
                 }
                 s.release(tpl);
@@ -562,9 +836,277 @@ impl ConsumerContext for Ctx {
     }
 }
 
+/// The chunking, and the reader under backpressure against librdkafka's mock cluster
+/// (in-process; group membership, `max.poll.interval.ms` and rebalances are real
+/// librdkafka behaviour) with a stand-in pipeline that can be stalled.
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rdkafka::mocking::MockCluster;
+    use rdkafka::producer::{BaseProducer, BaseRecord, DefaultProducerContext, Producer};
+    use std::sync::atomic::AtomicUsize;
+    use std::sync::mpsc::{channel, sync_channel, Sender};
+    use std::thread;
+
+    const TOPIC: &str = "mail-events";
+    const PAUSES: &str = "brevvakt_kafka_backpressure_pauses_total";
+    /// Records per partition, of `RECORD_BYTES` each: a few records per chunk, so many
+    /// chunks per partition.
+    const RECORDS: i64 = 40;
+    const RECORD_BYTES: usize = 100_000;
+
+    /// `(offset, payload)` per partition.
+    type Records = BTreeMap<i32, Vec<(i64, String)>>;
+
+    /// A mock cluster whose topic has `partitions` partitions of [`RECORDS`] records each;
+    /// the records.
+    fn loaded_cluster(partitions: i32) -> (MockCluster<'static, DefaultProducerContext>, Records) {
+        let c = MockCluster::new(1).unwrap();
+        c.create_topic(TOPIC, partitions, 1).unwrap();
+        // One record per batch: a fetch (see `source`) then brings one record per partition.
+        let p: BaseProducer = ClientConfig::new().set("bootstrap.servers", c.bootstrap_servers()).set("batch.num.messages", "1").create().unwrap();
+        let mut produced = Records::new();
+        for partition in 0..partitions {
+            for offset in 0..RECORDS {
+                let payload = format!("{partition}-{offset}-{}", "x".repeat(RECORD_BYTES));
+                p.send(BaseRecord::<(), str>::to(TOPIC).partition(partition).payload(&payload)).unwrap();
+                produced.entry(partition).or_default().push((offset, payload));
+            }
+            p.flush(Duration::from_secs(10)).unwrap();
+        }
+        (c, produced)
+    }
+
+    /// Group-membership timings short enough for a test: a member that does not poll for
+    /// `max_poll` is put out of the group. (The session timeout must outlast the mock
+    /// coordinator's 3 s initial rebalance delay, or the joining member is dropped for
+    /// silence; the poll interval may not be shorter than it.)
+    fn membership(max_poll: Duration) -> BTreeMap<String, String> {
+        let ms = max_poll.as_millis().to_string();
+        [("session.timeout.ms", ms.clone()), ("heartbeat.interval.ms", "200".into()), ("max.poll.interval.ms", ms)].into_iter().map(|(k, v)| (k.to_string(), v)).collect()
+    }
+
+    /// The reader, and the flag that stops it. A fetch brings about one record
+    /// per partition, so the partitions' records arrive interleaved and every partition has
+    /// records read (handed over or queued) when fetching is paused.
+    fn source(c: &MockCluster<'static, DefaultProducerContext>, max_poll: Duration, metrics: &Arc<Metrics>) -> (KafkaSource, Arc<AtomicBool>) {
+        let mut properties = membership(max_poll);
+        properties.insert("max.partition.fetch.bytes".into(), (RECORD_BYTES + 1000).to_string());
+        let cfg = KafkaSourceConfig {
+            brokers: c.bootstrap_servers(),
+            group_id: "brevvakt-backpressure".into(),
+            topics: vec![(TOPIC.into(), Format::Normalized)],
+            properties,
+            max_record_bytes: 1 << 20,
+            idle_exit: None,
+            drain_timeout: Duration::from_secs(30),
+            state_dir: None,
+        };
+        let stop = Arc::new(AtomicBool::new(false));
+        (KafkaSource::new(cfg, stop.clone(), Some(metrics.clone())).unwrap(), stop)
+    }
+
+    /// The value of a counter series (`name` or `name{labels}`); 0 when absent.
+    fn counted(m: &Metrics, series: &str) -> u64 {
+        m.render().lines().find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse::<f64>().ok()).map_or(0, |v| v as u64)
+    }
+
+    fn rebalances(m: &Metrics, kind: &str) -> u64 {
+        counted(m, &format!("brevvakt_kafka_rebalances_total{{kind=\"{kind}\"}}"))
+    }
+
+    /// Polls `done` until it holds; panics with `what` after `limit`.
+    fn wait_until(limit: Duration, what: &str, mut done: impl FnMut() -> bool) {
+        let deadline = Instant::now() + limit;
+        while !done() {
+            assert!(Instant::now() < deadline, "timed out after {limit:?}: {what}");
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// A stand-in pipeline, on its own thread.
+    struct Pipeline {
+        /// While false, nothing is taken from the channel.
+        open: Arc<AtomicBool>,
+        /// Records taken so far.
+        taken: Arc<AtomicUsize>,
+        /// Its records per partition once the source is done.
+        done: Receiver<Records>,
+    }
+
+    /// Starts a pipeline taking the reader's messages from `rx` once opened (waiting `pace`
+    /// after each): it keeps the records per partition, answers every barrier and tick with
+    /// the positions taken so far (as the real one does once they are processed, and every
+    /// commit interval), and hands back its final positions when the source ends.
+    fn pipeline(rx: Receiver<SourceMsg>, commits: Sender<CommitRequest>, pace: Duration) -> Pipeline {
+        let (open, taken, (done_tx, done)) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicUsize::new(0)), channel());
+        let (gate, count) = (open.clone(), taken.clone());
+        thread::spawn(move || {
+            let (mut records, mut positions) = (Records::new(), BTreeMap::<String, u64>::new());
+            let answer = |positions: &BTreeMap<String, u64>, barrier| {
+                let positions = positions.iter().map(|(name, &lines)| checkpoint::InputPosition { name: name.clone(), lines, done: false }).collect();
+                let _ = commits.send(CommitRequest { positions, barrier });
+            };
+            loop {
+                if !gate.load(Ordering::SeqCst) {
+                    thread::sleep(Duration::from_millis(5));
+                    continue;
+                }
+                match rx.recv() {
+                    Ok(SourceMsg::Chunk(c)) => {
+                        let partition = c.partition.expect("a Kafka chunk");
+                        let mine = records.entry(partition).or_default();
+                        for (i, l) in c.lines.iter().enumerate() {
+                            mine.push((c.first_line as i64 - 1 + i as i64, String::from_utf8_lossy(&c.data[l.start..l.end]).into_owned()));
+                        }
+                        count.fetch_add(c.lines.len(), Ordering::SeqCst);
+                        positions.insert(format!("{}/{partition}", c.name), c.first_line - 1 + c.lines.len() as u64);
+                    }
+                    Ok(SourceMsg::Barrier(id)) => answer(&positions, Some(id)),
+                    Ok(SourceMsg::Tick) => answer(&positions, None),
+                    Ok(_) => {}
+                    Err(_) => break,
+                }
+                thread::sleep(pace);
+            }
+            answer(&positions, None);
+            let _ = done_tx.send(records);
+        });
+        Pipeline { open, taken, done }
+    }
+
+    /// The reader on its own thread, sending to a channel of 8 messages (as the real
+    /// pipeline's: a few chunks, so fetching is paused in the middle of the records), and a
+    /// stalled pipeline taking them.
+    fn start(source: KafkaSource, pace: Duration) -> (Pipeline, thread::JoinHandle<()>) {
+        let (tx, rx) = sync_channel(8);
+        let (commit_tx, commit_rx) = channel();
+        let pipe = pipeline(rx, commit_tx, pace);
+        (pipe, thread::spawn(move || source.run(tx, commit_rx)))
+    }
+
+    /// Stops the reader; its pipeline's records once both have ended.
+    fn finish(pipe: Pipeline, reader: thread::JoinHandle<()>, stop: &AtomicBool) -> Records {
+        stop.store(true, Ordering::SeqCst);
+        let records = pipe.done.recv_timeout(Duration::from_secs(60)).expect("the reader stops and the pipeline ends");
+        reader.join().unwrap();
+        records
+    }
+
+    #[test]
+    fn a_slow_pipeline_pauses_the_partitions_and_the_member_stays_in_the_group() {
+        let (c, produced) = loaded_cluster(2);
+        let max_poll = Duration::from_secs(4);
+        let metrics = Arc::new(Metrics::new());
+        let (source, stop) = source(&c, max_poll, &metrics);
+        let (pipe, reader) = start(source, Duration::from_millis(20));
+        wait_until(Duration::from_secs(30), "the reader pauses fetching", || counted(&metrics, PAUSES) > 0);
+        // Stalled for twice the poll interval: a reader blocked on the pipeline would be put
+        // out of the group.
+        thread::sleep(max_poll * 2);
+        pipe.open.store(true, Ordering::SeqCst);
+        let total = produced.values().map(Vec::len).sum::<usize>();
+        wait_until(Duration::from_secs(60), "the pipeline takes every record", || pipe.taken.load(Ordering::SeqCst) >= total);
+        let (assigned, revoked, lost) = (rebalances(&metrics, "assigned"), rebalances(&metrics, "revoked"), rebalances(&metrics, "lost"));
+        let pauses = counted(&metrics, PAUSES);
+        let got = finish(pipe, reader, &stop);
+        assert_eq!((assigned, revoked, lost), (1, 0, 0), "one assignment, never revoked or lost: the member stayed in the group");
+        assert!(pauses > 1, "paused while stalled, and again while the pipeline was slow: {pauses}");
+        for (partition, want) in &produced {
+            let have = got.get(partition).map_or(&[][..], Vec::as_slice);
+            assert_eq!(have.len(), want.len(), "partition {partition}: every record exactly once");
+            assert!(have == want.as_slice(), "partition {partition}: the records in offset order");
+        }
+    }
+
+    /// A second member of the group (a plain consumer) on its own thread.
+    struct Member {
+        /// What it read, per partition.
+        records: Arc<Mutex<Records>>,
+        /// Whether it has been given partitions.
+        assigned: Arc<AtomicBool>,
+        stop: Arc<AtomicBool>,
+        thread: thread::JoinHandle<()>,
+    }
+
+    fn second_member(c: &MockCluster<'static, DefaultProducerContext>, max_poll: Duration) -> Member {
+        let mut cc = ClientConfig::new();
+        cc.set("bootstrap.servers", c.bootstrap_servers()).set("group.id", "brevvakt-backpressure").set("partition.assignment.strategy", "cooperative-sticky").set("enable.auto.commit", "false").set("auto.offset.reset", "earliest");
+        for (k, v) in membership(max_poll) {
+            cc.set(k, v);
+        }
+        let consumer: BaseConsumer = cc.create().unwrap();
+        consumer.subscribe(&[TOPIC]).unwrap();
+        let (records, assigned, stop) = (Arc::new(Mutex::new(Records::new())), Arc::new(AtomicBool::new(false)), Arc::new(AtomicBool::new(false)));
+        let (mine, given, done) = (records.clone(), assigned.clone(), stop.clone());
+        let thread = thread::spawn(move || {
+            while !done.load(Ordering::SeqCst) {
+                if let Some(Ok(m)) = consumer.poll(POLL) {
+                    let payload = String::from_utf8_lossy(m.payload().unwrap_or_default()).into_owned();
+                    mine.lock().unwrap().entry(m.partition()).or_default().push((m.offset(), payload));
+                }
+                given.store(consumer.assignment().is_ok_and(|a| a.count() > 0), Ordering::SeqCst);
+            }
+        });
+        Member { records, assigned, stop, thread }
+    }
+
+    #[test]
+    fn a_member_joining_while_the_pipeline_is_stalled_gets_its_partitions_and_every_record_is_read_once() {
+        let (c, produced) = loaded_cluster(2);
+        let max_poll = Duration::from_secs(4);
+        let metrics = Arc::new(Metrics::new());
+        let (source, stop) = source(&c, max_poll, &metrics);
+        let (pipe, reader) = start(source, Duration::ZERO);
+        wait_until(Duration::from_secs(30), "the reader pauses fetching", || counted(&metrics, PAUSES) > 0);
+        let second = second_member(&c, max_poll);
+        // The revocation reaches the first member while fetching is paused and the pipeline
+        // stalled: it is served (the callback runs) instead of waiting behind a send.
+        wait_until(Duration::from_secs(30), "the paused member is asked to give up a partition", || rebalances(&metrics, "revoked") > 0);
+        pipe.open.store(true, Ordering::SeqCst);
+        wait_until(Duration::from_secs(30), "the second member is given the partition", || second.assigned.load(Ordering::SeqCst));
+        let total = produced.values().map(Vec::len).sum::<usize>();
+        let read_by_second = || second.records.lock().unwrap().values().map(Vec::len).sum::<usize>();
+        wait_until(Duration::from_secs(60), "every record is read by one member or the other", || pipe.taken.load(Ordering::SeqCst) + read_by_second() >= total);
+        let lost = rebalances(&metrics, "lost");
+        second.stop.store(true, Ordering::SeqCst);
+        second.thread.join().unwrap();
+        let first = finish(pipe, reader, &stop);
+        assert_eq!(lost, 0, "the first member was never put out of the group");
+        let second = second.records.lock().unwrap().clone();
+        let moved: Vec<i32> = second.keys().copied().collect();
+        let spans = |m: &Records| m.iter().map(|(p, r)| (*p, r.first().map(|x| x.0), r.len())).collect::<Vec<_>>();
+        assert_eq!(moved.len(), 1, "one of the two partitions moved to the second member: (partition, first offset, records) first {:?}, second {:?}", spans(&first), spans(&second));
+        assert!(first.get(&moved[0]).is_some_and(|r| !r.is_empty()), "the first member had read records of the partition it gave up");
+        for (partition, want) in &produced {
+            let both: Vec<(i64, String)> = [&first, &second].iter().flat_map(|m| m.get(partition).cloned().unwrap_or_default()).collect();
+            assert_eq!(both.len(), want.len(), "partition {partition}: every record exactly once (the first member's, then the second's from its commit)");
+            assert!(both == *want, "partition {partition}: in offset order across the hand-over");
+        }
+    }
+
+    #[test]
+    fn a_full_channel_queues_in_order_and_a_revoked_partitions_queued_records_can_be_forgotten() {
+        let (tx, rx) = sync_channel(1);
+        let mut s = Chunker::new([("t".to_string(), Format::Syslog)].into_iter().collect(), 1 << 20, BTreeMap::new());
+        s.connect_queued(tx);
+        // Partition 1 has a gap (a second chunk); the channel takes only the first message.
+        assert!(s.add("t", 0, 0, b"a0") && s.add("t", 1, 0, b"b0") && s.add("t", 0, 1, b"a1") && s.add("t", 1, 5, b"b5") && s.hand_over());
+        assert!(s.backed_up(), "nothing waited for room");
+        assert_eq!(s.discard(&BTreeSet::from([1])), 2, "partition 1's two queued records are forgotten");
+        let mut got = Vec::new();
+        while let Ok(m) = rx.try_recv() {
+            got.push(m);
+            assert!(s.flush());
+        }
+        assert!(!s.backed_up());
+        let names: Vec<String> = got.iter().map(|m| match m {
+            SourceMsg::Opened { name, .. } => name.clone(),
+            SourceMsg::Chunk(c) => format!("{}/{}@{}+{}", c.name, c.input, c.first_line, c.lines.len()),
+            other => panic!("unexpected {other:?}"),
+        }).collect();
+        assert_eq!(names, ["t/0", "t/1", "t/0@1+2"], "in order, partition 1 announced but its records gone");
+    }
 
     #[test]
     fn input_names_are_topic_slash_partition() {
@@ -575,7 +1117,7 @@ mod tests {
 
     #[test]
     fn records_become_contiguous_chunks_with_offset_plus_one_as_line() {
-        let (tx, rx) = std::sync::mpsc::sync_channel(16);
+        let (tx, rx) = sync_channel(16);
         let mut s = Chunker::new([("t".to_string(), Format::Syslog)].into_iter().collect(), 4, BTreeMap::new());
         s.connect(tx);
         assert!(s.add("t", 1, 10, b"ab") && s.add("t", 1, 11, b"toolong") && s.add("t", 1, 13, b"c") && s.hand_over());
