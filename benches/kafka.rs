@@ -46,8 +46,8 @@
 #[path = "../tests/support/mod.rs"]
 mod support;
 
-#[path = "support/prom.rs"]
-mod prom;
+#[path = "support/probe.rs"]
+mod probe;
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
@@ -143,7 +143,7 @@ fn main() {
         plan.days,
         bytes as f64 / 1e6,
         plan.reps,
-        load_average()
+        probe::load_average()
     );
     let log = dir.path().join("readers.log");
     let kcat = best_rate(plan.reps, || kcat(&broker.addr, total), total, &log);
@@ -154,7 +154,7 @@ fn main() {
     let runs: Vec<(usize, Option<Run>)> = plan.workers.iter().map(|&w| (w, best_run(dir.path(), &broker, &ends, w, plan.reps))).collect();
     let floors = [("kcat -C (read only)", kcat.ok()), ("rdkafka read floor (bundled librdkafka)", Some(floor))];
     report(&floors, &runs, bytes as f64 / total as f64);
-    println!("load average after: {}", load_average());
+    println!("load average after: {}", probe::load_average());
 }
 
 /// A generated archive without malformed lines: its lines, the roster in `dir/roster.csv`.
@@ -257,7 +257,7 @@ fn brevvakt_run(dir: &Path, broker: &Broker, ends: &BTreeMap<i32, i64>, workers:
         .stderr(std::fs::File::create(&log).expect("create log"))
         .spawn()
         .expect("start brevvakt run");
-    let addr = prom::listening_addr(&log, Duration::from_secs(30));
+    let addr = probe::listening_addr(&log, Duration::from_secs(30));
     let total: f64 = ends.values().sum::<i64>() as f64;
     let run = time_stage(addr, child.id(), total, &log);
     let status = k::wait(&mut child, RUN_LIMIT, &log);
@@ -273,8 +273,8 @@ fn time_stage(addr: std::net::SocketAddr, pid: u32, total: f64, log: &Path) -> R
     let deadline = Instant::now() + RUN_LIMIT;
     let mut first: Option<(Instant, f64, f64)> = None;
     loop {
-        let (t, cpu) = (Instant::now(), cpu_secs(pid));
-        let read = prom::scrape(addr).map_or(0.0, |m| prom::sum(&m, "brevvakt_records_read_total"));
+        let (t, cpu) = (Instant::now(), probe::cpu_secs(pid));
+        let read = probe::scrape(addr).map_or(0.0, |m| probe::sum(&m, "brevvakt_records_read_total"));
         if read > 0.0 && first.is_none() {
             first = Some((t, read, cpu));
         }
@@ -286,20 +286,7 @@ fn time_stage(addr: std::net::SocketAddr, pid: u32, total: f64, log: &Path) -> R
     }
 }
 
-/// CPU time (user + system) process `pid` has used so far, in seconds.
-fn cpu_secs(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    // Fields after the command name (in parentheses, may hold spaces); utime and stime are
-    // the 12th and 13th of them, in clock ticks of 1/100 s.
-    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
-    rest.split_whitespace().skip(11).take(2).filter_map(|x| x.parse::<f64>().ok()).sum::<f64>() / 100.0
-}
 
-/// The 1-, 5- and 15-minute load averages.
-fn load_average() -> String {
-    let text = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
-    text.split_whitespace().take(3).collect::<Vec<_>>().join(" ")
-}
 
 /// The table: absolute rates and the ratios to each read floor measured.
 fn report(floors: &[(&str, Option<f64>)], runs: &[(usize, Option<Run>)], bytes_per_record: f64) {

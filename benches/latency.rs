@@ -29,8 +29,8 @@
 //! override the defaults. Without `--bench` (as `cargo test --all-targets` runs it) it does
 //! a one-second smoke run at a low rate. Nothing is asserted about the figures.
 
-#[path = "support/prom.rs"]
-mod prom;
+#[path = "support/probe.rs"]
+mod probe;
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -79,6 +79,8 @@ struct Paced {
     secs: f64,
     /// The furthest the writes fell behind the schedule.
     max_behind: Duration,
+    /// CPU time brevvakt used meanwhile.
+    cpu_secs: f64,
 }
 
 fn main() {
@@ -94,23 +96,23 @@ fn main() {
         ends.len(),
         data.len() as f64 / ends.len() as f64,
         plan.mailboxes,
-        load_average()
+        probe::load_average()
     );
     let log = dir.path().join("replay.log");
     let mut child = spawn_replay(dir.path(), &log);
-    let addr = prom::listening_addr(&log, Duration::from_secs(30));
+    let addr = probe::listening_addr(&log, Duration::from_secs(30));
     let running = Arc::new(AtomicBool::new(true));
     let scraper = scrape_every_second(addr, running.clone());
     let mut stdin = child.stdin.take().expect("piped stdin");
-    let paced = pace(&mut stdin, &data, &ends, plan.rate);
+    let paced = pace(&mut stdin, child.id(), &data, &ends, plan.rate);
     std::thread::sleep(SETTLE);
-    let last = prom::scrape(addr).expect("final scrape");
+    let last = probe::scrape(addr).expect("final scrape");
     running.store(false, Ordering::Relaxed);
     let per_second = scraper.join().expect("scraper");
     drop(stdin);
     finish(&mut child, &log);
     report(&paced, plan.rate, &last, &per_second);
-    println!("load average after: {}", load_average());
+    println!("load average after: {}", probe::load_average());
 }
 
 /// A generated archive of at least `lines` lines if the generator gives them (the first
@@ -143,9 +145,9 @@ fn spawn_replay(dir: &Path, log: &Path) -> Child {
         .expect("start brevvakt replay")
 }
 
-/// Writes the lines on schedule: at every tick, all lines due by then.
-fn pace(stdin: &mut ChildStdin, data: &[u8], ends: &[usize], rate: usize) -> Paced {
-    let start = Instant::now();
+/// Writes the lines on schedule to process `pid`: at every tick, all lines due by then.
+fn pace(stdin: &mut ChildStdin, pid: u32, data: &[u8], ends: &[usize], rate: usize) -> Paced {
+    let (start, cpu) = (Instant::now(), probe::cpu_secs(pid));
     let (mut sent, mut max_behind) = (0usize, Duration::ZERO);
     for tick in 1u32.. {
         let due_at = start + TICK * tick;
@@ -164,7 +166,7 @@ fn pace(stdin: &mut ChildStdin, data: &[u8], ends: &[usize], rate: usize) -> Pac
             break;
         }
     }
-    Paced { lines: sent, secs: start.elapsed().as_secs_f64(), max_behind }
+    Paced { lines: sent, secs: start.elapsed().as_secs_f64(), max_behind, cpu_secs: probe::cpu_secs(pid) - cpu }
 }
 
 /// Scrapes once a second until `running` is cleared: (seconds since start, samples so far).
@@ -173,7 +175,7 @@ fn scrape_every_second(addr: SocketAddr, running: Arc<AtomicBool>) -> JoinHandle
         let start = Instant::now();
         let mut out = Vec::new();
         while running.load(Ordering::Relaxed) {
-            if let Ok(m) = prom::scrape(addr) {
+            if let Ok(m) = probe::scrape(addr) {
                 out.push((start.elapsed().as_secs_f64(), m.get(&format!("{LATENCY}_count")).copied().unwrap_or(0.0)));
             }
             std::thread::sleep(Duration::from_secs(1));
@@ -200,11 +202,6 @@ fn finish(child: &mut Child, log: &Path) {
     assert!(status.success(), "brevvakt replay failed ({status}):\n{}", std::fs::read_to_string(log).unwrap_or_default());
 }
 
-/// The 1-, 5- and 15-minute load averages.
-fn load_average() -> String {
-    let text = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
-    text.split_whitespace().take(3).collect::<Vec<_>>().join(" ")
-}
 
 /// The figures: achieved rate, quantiles, samples and how evenly they came.
 fn report(paced: &Paced, rate: usize, last: &BTreeMap<String, f64>, per_second: &[(f64, f64)]) {
@@ -216,14 +213,15 @@ fn report(paced: &Paced, rate: usize, last: &BTreeMap<String, f64>, per_second: 
         paced.secs,
         paced.max_behind.as_secs_f64() * 1e3
     );
-    println!("records read by brevvakt at the final scrape: {:.0}", prom::sum(last, "brevvakt_records_read_total"));
+    println!("brevvakt kept {:.2} cores busy meanwhile", paced.cpu_secs / paced.secs);
+    println!("records read by brevvakt at the final scrape: {:.0}", probe::sum(last, "brevvakt_records_read_total"));
     for (name, q) in [("p50", "0.5"), ("p90", "0.9"), ("p99", "0.99"), ("p99.9", "0.999")] {
         let v = last.get(&format!("{LATENCY}{{quantile=\"{q}\"}}")).copied().unwrap_or(f64::NAN);
         println!("alert latency {name:<6} {:>9.3} ms", v * 1e3);
     }
     let count = last.get(&format!("{LATENCY}_count")).copied().unwrap_or(0.0);
     let sum = last.get(&format!("{LATENCY}_sum")).copied().unwrap_or(0.0);
-    println!("samples: {count:.0} (mean {:.3} ms), alerts written: {:.0}", if count > 0.0 { sum / count * 1e3 } else { f64::NAN }, prom::sum(last, "brevvakt_alerts_total"));
+    println!("samples: {count:.0} (mean {:.3} ms), alerts written: {:.0}", if count > 0.0 { sum / count * 1e3 } else { f64::NAN }, probe::sum(last, "brevvakt_alerts_total"));
     let steps: Vec<f64> = per_second.windows(2).map(|w| (w[1].1 - w[0].1) / (w[1].0 - w[0].0)).collect();
     if let (Some(lo), Some(hi)) = (steps.iter().copied().reduce(f64::min), steps.iter().copied().reduce(f64::max)) {
         println!("samples per second during the run (scraped every second): fewest {lo:.0}, most {hi:.0} over {} intervals", steps.len());

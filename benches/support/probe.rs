@@ -1,6 +1,6 @@
-//! Reading a running brevvakt's `/metrics` from a harness: the address from its
-//! `metrics listening on ADDR` log line, and a real Prometheus text scrape over HTTP/1.1
-//! (sample lines `name{labels}` → value).
+//! Probing a running brevvakt from a harness: its `/metrics` (the address from its
+//! `metrics listening on ADDR` log line, and a real Prometheus text scrape over HTTP/1.1:
+//! sample lines `name{labels}` → value), its CPU time, and the machine's load.
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
@@ -43,4 +43,19 @@ pub fn scrape(addr: SocketAddr) -> std::io::Result<BTreeMap<String, f64>> {
 /// The sum of every series of the metric `name` (all label sets).
 pub fn sum(m: &BTreeMap<String, f64>, name: &str) -> f64 {
     m.iter().filter(|(k, _)| k.strip_prefix(name).is_some_and(|r| r.is_empty() || r.starts_with('{'))).map(|(_, v)| v).sum()
+}
+
+/// CPU time (user + system) process `pid` has used so far, in seconds.
+pub fn cpu_secs(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name (in parentheses, may hold spaces); utime and stime are
+    // the 12th and 13th of them, in clock ticks of 1/100 s.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    rest.split_whitespace().skip(11).take(2).filter_map(|x| x.parse::<f64>().ok()).sum::<f64>() / 100.0
+}
+
+/// The 1-, 5- and 15-minute load averages.
+pub fn load_average() -> String {
+    let text = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    text.split_whitespace().take(3).collect::<Vec<_>>().join(" ")
 }
