@@ -13,7 +13,7 @@
 //!    not counted (joining the group is not counted for brevvakt either). kcat must print
 //!    every record. Without kcat, or when it cannot read from the broker, the figure is
 //!    skipped with the reason (Debian 12's kcat 1.7.1 is built on librdkafka 2.0.2, which
-//!    cannot parse tansu 0.6's ApiVersions v3 answer: "Read underflow").
+//!    often cannot parse tansu 0.6's ApiVersions v3 answer: "Read underflow").
 //! 2. **rdkafka read floor** — the same work as kcat (assign every partition from the
 //!    beginning, no consumer group, print every record) in a child process of this
 //!    harness, with the librdkafka brevvakt is built with (the `rdkafka` crate's bundled
