@@ -52,7 +52,7 @@ mod probe;
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use brevvakt::generate::{generate, GenOptions};
@@ -259,7 +259,7 @@ fn brevvakt_run(dir: &Path, broker: &Broker, ends: &BTreeMap<i32, i64>, workers:
         .expect("start brevvakt run");
     let addr = probe::listening_addr(&log, Duration::from_secs(30));
     let total: f64 = ends.values().sum::<i64>() as f64;
-    let run = time_stage(addr, child.id(), total, &log);
+    let run = time_stage(addr, &mut child, total, &log);
     let status = k::wait(&mut child, RUN_LIMIT, &log);
     assert!(status.success(), "brevvakt run failed ({status}):\n{}", k::read(&log));
     assert!(k::all_committed(&broker.link(), group, ends), "group {group} did not commit every partition to its end:\n{}", k::read(&log));
@@ -268,12 +268,15 @@ fn brevvakt_run(dir: &Path, broker: &Broker, ends: &BTreeMap<i32, i64>, workers:
 
 /// Scrapes until the stage has read `total` records: records and seconds between the
 /// first scrape that shows any and the first that shows all, and the process's CPU time
-/// over the same interval.
-fn time_stage(addr: std::net::SocketAddr, pid: u32, total: f64, log: &Path) -> Run {
+/// over the same interval. Fails with the log if the process exits before.
+fn time_stage(addr: std::net::SocketAddr, child: &mut Child, total: f64, log: &Path) -> Run {
     let deadline = Instant::now() + RUN_LIMIT;
     let mut first: Option<(Instant, f64, f64)> = None;
     loop {
-        let (t, cpu) = (Instant::now(), probe::cpu_secs(pid));
+        if let Some(status) = child.try_wait().expect("wait for brevvakt") {
+            panic!("brevvakt run exited ({status}) before reading every record:\n{}", k::read(log));
+        }
+        let (t, cpu) = (Instant::now(), probe::cpu_secs(child.id()));
         let read = probe::scrape(addr).map_or(0.0, |m| probe::sum(&m, "brevvakt_records_read_total"));
         if read > 0.0 && first.is_none() {
             first = Some((t, read, cpu));
@@ -285,8 +288,6 @@ fn time_stage(addr: std::net::SocketAddr, pid: u32, total: f64, log: &Path) -> R
         std::thread::sleep(POLL);
     }
 }
-
-
 
 /// The table: absolute rates and the ratios to each read floor measured.
 fn report(floors: &[(&str, Option<f64>)], runs: &[(usize, Option<Run>)], bytes_per_record: f64) {
