@@ -127,13 +127,8 @@ fn main() {
     let lines = archive(dir.path(), plan.mailboxes, plan.days);
     let bytes: usize = lines.iter().map(Vec::len).sum();
     let broker = Broker::start();
-    for (topic, partitions) in [(INPUT, PARTITIONS), (ALERTS, 2), (DEAD, 1)] {
-        broker.create_topic(topic, partitions);
-    }
-    let mut ends = BTreeMap::new();
-    k::produce(&broker.link(), INPUT, &lines, &mut ends);
+    let ends = fill_topics(&broker, &lines);
     let total = lines.len();
-    assert_eq!(ends.values().sum::<i64>(), total as i64, "every record on the topic");
 
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     println!("brevvakt Kafka harness{}", if plan.full { "" } else { " (smoke run: pass --bench for the real one)" });
@@ -155,6 +150,18 @@ fn main() {
     let floors = [("kcat -C (read only)", kcat.ok()), ("rdkafka read floor (bundled librdkafka)", Some(floor))];
     report(&floors, &runs, bytes as f64 / total as f64);
     println!("load average after: {}", probe::load_average());
+}
+
+/// Creates the input, alerts and dead-letter topics and produces `lines` to the input,
+/// keyed by mailbox; the end offset of every input partition.
+fn fill_topics(broker: &Broker, lines: &[Vec<u8>]) -> BTreeMap<i32, i64> {
+    for (topic, partitions) in [(INPUT, PARTITIONS), (ALERTS, 2), (DEAD, 1)] {
+        broker.create_topic(topic, partitions);
+    }
+    let mut ends = BTreeMap::new();
+    k::produce(&broker.link(), INPUT, lines, &mut ends);
+    assert_eq!(ends.values().sum::<i64>(), lines.len() as i64, "every record on the topic");
+    ends
 }
 
 /// A generated archive without malformed lines: its lines, the roster in `dir/roster.csv`.
