@@ -23,23 +23,16 @@ pub struct Broker {
     tansu: PathBuf,
 }
 
-/// The tansu binary: on PATH, or in ~/.cargo/bin.
+/// The tansu binary, if installed: on PATH, or in ~/.cargo/bin.
+pub fn find_tansu() -> Option<PathBuf> {
+    let on_path = std::env::var_os("PATH").into_iter().flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>()).map(|d| d.join("tansu"));
+    let cargo_bin = std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo/bin/tansu"));
+    on_path.chain(cargo_bin).find(|p| p.is_file())
+}
+
+/// The tansu binary; panics with how to install it when it is missing.
 fn tansu() -> PathBuf {
-    if let Ok(path) = std::env::var("PATH") {
-        for dir in std::env::split_paths(&path) {
-            let p = dir.join("tansu");
-            if p.is_file() {
-                return p;
-            }
-        }
-    }
-    if let Some(home) = std::env::var_os("HOME") {
-        let p = PathBuf::from(home).join(".cargo/bin/tansu");
-        if p.is_file() {
-            return p;
-        }
-    }
-    panic!("the Kafka tests need the tansu broker, which is not installed: run `cargo install tansu --locked --features dynostore` (as .ci/run does) and put ~/.cargo/bin on PATH");
+    find_tansu().unwrap_or_else(|| panic!("the Kafka tests need the tansu broker, which is not installed: run `cargo install tansu --locked --features dynostore` (as .ci/run does) and put ~/.cargo/bin on PATH"))
 }
 
 fn free_port() -> u16 {
