@@ -1,11 +1,11 @@
 //! What every fuzz target checks, shared by the one-per-format targets in `fuzz_targets/`.
 //!
-//! A decoder target feeds its input, split into lines as a file source splits it, through a
-//! fresh decoder of one format and then ends the input. The property is the one
-//! `brevvakt::decode` promises: no panic, and every line is either decoded (events within
-//! the supported years) or rejected with a reason that says what was wrong; what the
-//! decoder still holds at the end is handed over once, as events or as an unfinished
-//! record that began at one of the lines fed. The config target parses the input as a
+//! A decoder target feeds its input, split into lines at `\n`, through a fresh decoder of
+//! one format and then ends the input. The property is the one `brevvakt::decode`
+//! promises: no panic, and every line is either decoded (events within the supported
+//! years) or rejected with a reason that says what was wrong; what the decoder still holds
+//! at the end is handed over once, as events or as an unfinished record that began at one
+//! of the lines fed. The config target parses the input as a
 //! config file: valid or a list of errors, never a panic.
 
 use std::path::Path;
