@@ -227,4 +227,31 @@ mod tests {
         assert_eq!(w.value(), before);
         assert_eq!(w.take_close(), None);
     }
+
+    #[test]
+    fn a_wall_clock_jumping_forward_closes_the_days_up_to_it_once_and_a_read_for_them_is_late() {
+        // Every live input idle: the pipeline declares the wall clock minus the lateness.
+        let lateness = chrono::Duration::hours(2);
+        let mut w = Watermark::new(Duration::from_secs(2 * 3600));
+        let i = w.add_input();
+        w.observe(i, t("2026-03-03T09:00:00+01:00"));
+        assert_eq!(w.take_close(), Some(d("2026-03-02")), "start point: Monday");
+        w.deactivate(i);
+        // Tuesday morning the clock jumps to Saturday 01:30: minus the lateness that is
+        // Friday 23:30, so Tuesday to Thursday close, in one report, and Friday stays open.
+        w.advance_to(t("2026-03-07T01:30:00+01:00") - lateness);
+        assert_eq!(w.take_close(), Some(d("2026-03-05")), "closed through Thursday");
+        assert_eq!(w.take_close(), None, "a day is closed once");
+        w.advance_to(t("2026-03-07T01:59:00+01:00") - lateness);
+        assert_eq!(w.take_close(), None, "Friday is still open within the allowed lateness");
+        w.advance_to(t("2026-03-07T02:00:00+01:00") - lateness);
+        assert_eq!(w.take_close(), Some(d("2026-03-06")), "Friday closes when its lateness is over");
+        let after = w.value();
+        // The input delivers again: a read on Wednesday, a day already closed, is late
+        // (counted, applied: it resolves a finding) and closes nothing again.
+        w.activate(i);
+        assert!(w.observe(i, t("2026-03-04T14:00:00+01:00")), "late");
+        assert_eq!(w.value(), after, "never backwards");
+        assert_eq!(w.take_close(), None, "no day is closed (judged) again");
+    }
 }

@@ -1,0 +1,4 @@
+//! Fuzzes the `exchange_admin_audit` decoder: lines through a fresh decoder, then the end of input.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| brevvakt_fuzz::decode_lines(brevvakt::decode::Format::ExchangeAdminAudit, data));
