@@ -11,6 +11,8 @@
 //! starting point. `advance_to` moves the watermark by declaration (`replay --until`, or
 //! the wall clock when every live input is idle).
 
+use std::collections::BTreeMap;
+
 use chrono::{DateTime, Days, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -131,6 +133,43 @@ impl Watermark {
         }
         self.reported = self.closed;
         self.closed
+    }
+}
+
+/// Per Kafka partition: the last local day its own records have completed — the day before
+/// that of its newest event time minus the allowed lateness — reported when it moves on.
+/// A partition taken over from a checkpoint has its restored mailboxes judged by it (see
+/// `state::shard`), not by the instance's watermark, which other partitions may have moved
+/// days ahead.
+#[derive(Debug, Default)]
+pub struct PartitionDays {
+    lateness: chrono::Duration,
+    newest: BTreeMap<u32, DateTime<Utc>>,
+    reported: BTreeMap<u32, NaiveDate>,
+}
+
+impl PartitionDays {
+    /// Partition days with the given allowed lateness.
+    pub fn new(lateness: std::time::Duration) -> Self {
+        PartitionDays { lateness: chrono::Duration::from_std(lateness).unwrap_or(chrono::Duration::zero()), ..Default::default() }
+    }
+
+    /// Notes an event at `t` on `partition`; the partition's last completed day when it moved.
+    pub fn observe(&mut self, partition: u32, t: DateTime<Utc>) -> Option<NaiveDate> {
+        let newest = self.newest.entry(partition).or_insert(t);
+        *newest = (*newest).max(t);
+        let day = local_day(*newest - self.lateness).checked_sub_days(Days::new(1))?;
+        if self.reported.get(&partition).is_some_and(|r| *r >= day) {
+            return None;
+        }
+        self.reported.insert(partition, day);
+        Some(day)
+    }
+
+    /// `partition` was taken over (again): its progress is counted from its checkpoint on.
+    pub fn reset(&mut self, partition: u32) {
+        self.newest.remove(&partition);
+        self.reported.remove(&partition);
     }
 }
 
