@@ -235,3 +235,4 @@ fn a_kafka_run_killed_at_ten_points_and_restarted_loses_no_alert_and_dead_letter
         t0.elapsed().as_secs_f64()
     );
 }
+

@@ -422,6 +422,8 @@ struct Stage<'a> {
     watermark: Watermark,
     /// With a consumer group: how far each partition's own records are (see [`PartitionDays`]).
     partition_days: PartitionDays,
+    /// The earliest last closed day of the partition checkpoints restored.
+    restored_through: Option<chrono::NaiveDate>,
     decoders: BTreeMap<usize, Box<dyn Decoder>>,
     watermark_inputs: BTreeMap<usize, usize>,
     positions: Vec<InputPosition>,
@@ -475,6 +477,7 @@ impl<'a> Stage<'a> {
             reloader,
             watermark: cp.map_or_else(|| Watermark::new(settings.config.reading.allowed_lateness), |c| c.watermark.clone()),
             partition_days: PartitionDays::new(settings.config.reading.allowed_lateness),
+            restored_through: None,
             router: Router::new(settings.clone(), roster, cp.map(|c| c.router.clone()).unwrap_or_default()),
             watermark_inputs: cp.map(|c| c.watermark_inputs.clone()).unwrap_or_default(),
             seq: cp.map_or(0, |c| c.seq),
@@ -548,6 +551,12 @@ impl<'a> Stage<'a> {
             }
         }
         if let Some(t) = until.filter(|_| self.live.is_none() || self.drained) {
+            // Restored partitions that delivered nothing since: their days after the
+            // checkpoints' last closed day are still to be judged.
+            if let Some(day) = self.restored_through {
+                self.watermark.start_at(day);
+                self.check_close();
+            }
             self.watermark.advance_to(t);
             self.check_close();
         }
@@ -587,6 +596,10 @@ impl<'a> Stage<'a> {
             }
         }
         self.router.take_over(&cp.router);
+        self.restored_through = match (self.restored_through, cp.closed_through) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
         for (_, partition) in cp.inputs.iter().filter_map(|p| crate::sources::kafka::parse_input_name(&p.name)) {
             self.partition_days.reset(partition as u32);
         }

@@ -100,6 +100,16 @@ impl Watermark {
         }
     }
 
+    /// Takes `day` as the last day closed when nothing has started the watermark yet (a run
+    /// that restored partition checkpoints and has read no record since): `advance_to`
+    /// then closes the days after it.
+    pub fn start_at(&mut self, day: NaiveDate) {
+        if self.closed.is_none() {
+            self.closed = Some(day);
+            self.next_close_at = day.checked_add_days(Days::new(1)).map(day_end_utc);
+        }
+    }
+
     /// Moves the watermark to `t` by declaration (never backwards).
     pub fn advance_to(&mut self, t: DateTime<Utc>) {
         self.value = self.value.max(Some(t));
@@ -243,6 +253,21 @@ mod tests {
         w.take_close();
         w.advance_to(t("2026-03-07T00:00:00+01:00"));
         assert_eq!(w.take_close(), Some(d("2026-03-06")));
+    }
+
+    #[test]
+    fn a_run_restored_with_no_new_record_closes_the_days_after_its_checkpoints_at_until() {
+        let until = t("2026-06-22T00:00:00+02:00");
+        let mut nothing_read = Watermark::new(Duration::from_secs(7200));
+        nothing_read.advance_to(until);
+        assert_eq!(nothing_read.take_close(), None, "without a start, --until closes nothing");
+        let mut w = Watermark::new(Duration::from_secs(7200));
+        w.start_at(d("2026-06-17"));
+        assert_eq!(w.take_close(), Some(d("2026-06-17")), "the starting point, judged by no one");
+        w.advance_to(until);
+        assert_eq!(w.take_close(), Some(d("2026-06-21")), "Thursday through Sunday closed");
+        w.start_at(d("2026-06-15"));
+        assert_eq!(w.take_close(), None, "a started watermark keeps its days");
     }
 
     #[test]
