@@ -39,7 +39,8 @@
 //! (`foreign`) and not applied, shards judge only owned mailboxes, and checkpoints are
 //! written per owned partition (see `state::checkpoint`). A partition taken over arrives
 //! as [`SourceMsg::Restore`]: its positions, delegations and mailboxes are taken on at that
-//! stream position.
+//! stream position; the days its old owner had not judged are judged as the partition's
+//! own records pass them ([`Item::CatchUp`]), or at `--until` if it delivers nothing more.
 //!
 //! Metrics (with [`Options::metrics`]): the stage pushes its running totals once per batch,
 //! the workers their state size, the collector alert counts and latencies. When the input
