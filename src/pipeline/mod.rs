@@ -43,7 +43,8 @@
 //! (`foreign`) and not applied, shards judge only owned mailboxes, and checkpoints are
 //! written per owned partition (see `state::checkpoint`). A partition taken over arrives
 //! as [`SourceMsg::Restore`]: its positions, delegations and mailboxes are taken on at that
-//! stream position.
+//! stream position; the days its old owner had not judged are judged as the partition's
+//! own records pass them ([`Item::CatchUp`]), or at `--until` if it delivers nothing more.
 //!
 //! Metrics (with [`Options::metrics`]): the stage pushes its running totals once per batch,
 //! the workers their state size, the collector alert counts and latencies. When the input
@@ -82,7 +83,7 @@ use crate::state::ownership::Ownership;
 use crate::state::shard::Shard;
 use crate::state::{shard_of, Item, Ordered};
 use router::{Router, RouterState};
-use watermark::Watermark;
+use watermark::{PartitionDays, Watermark};
 
 /// How to run a replay.
 pub struct Options {
@@ -185,6 +186,8 @@ struct Snapshot {
 struct ShardPart {
     closed_through: Option<chrono::NaiveDate>,
     first_day: Option<chrono::NaiveDate>,
+    /// Partitions whose taken-over mailboxes are not judged through `closed_through` yet.
+    behind: BTreeMap<u32, chrono::NaiveDate>,
     mailboxes: Vec<(String, MailboxState)>,
 }
 
@@ -297,7 +300,7 @@ fn work(mut shard: Shard, rx: Receiver<Batch>, res: SyncSender<BatchResult>, gau
         }
         let part = batch.snapshot.as_ref().filter(|s| s.export).map(|_| {
             let (closed_through, first_day) = shard.days();
-            ShardPart { closed_through, first_day, mailboxes: shard.export() }
+            ShardPart { closed_through, first_day, behind: shard.behind(), mailboxes: shard.export() }
         });
         if let Some(g) = &gauges {
             g.set(shard.len());
@@ -364,10 +367,21 @@ fn collect(rx: Receiver<BatchResult>, workers: usize, mut sink: Box<dyn AlertSin
     Ok(counts)
 }
 
+/// Per partition, the first day some shard has still to judge for its taken-over mailboxes.
+fn behind(parts: &[ShardPart]) -> BTreeMap<u32, chrono::NaiveDate> {
+    let mut behind = BTreeMap::new();
+    for (&partition, &next) in parts.iter().flat_map(|p| &p.behind) {
+        let day = behind.entry(partition).or_insert(next);
+        *day = (*day).min(next);
+    }
+    behind
+}
+
 fn write_checkpoint(dir: &std::path::Path, alerts_bytes: u64, done: Pending) -> Result<()> {
     let Some(snap) = done.snapshot else { return Ok(()) };
     let first = done.parts.first();
     let (closed_through, first_day) = (first.and_then(|p| p.closed_through), first.and_then(|p| p.first_day));
+    let behind = behind(&done.parts);
     let mut mailboxes: Vec<_> = done.parts.into_iter().flat_map(|p| p.mailboxes).collect();
     mailboxes.sort_by(|a, b| a.0.cmp(&b.0));
     let cp = Checkpoint {
@@ -390,7 +404,12 @@ fn write_checkpoint(dir: &std::path::Path, alerts_bytes: u64, done: Pending) -> 
         }
         Some(own) => {
             for &partition in own.owned() {
-                let part = cp.of_partition(partition, own);
+                let mut part = cp.of_partition(partition, own);
+                // A partition still catching up has not had its days judged through the
+                // shards' last closed day: its next owner judges them.
+                if let Some(next) = behind.get(&partition) {
+                    part.closed_through = part.closed_through.min(next.pred_opt());
+                }
                 let path = checkpoint::write(&checkpoint::partition_dir(dir, partition), &part)?;
                 tracing::debug!(checkpoint = %path.display(), partition, "partition checkpoint written");
             }
@@ -412,6 +431,10 @@ struct Stage<'a> {
     reloader: Option<crate::roster::Reloader>,
     router: Router,
     watermark: Watermark,
+    /// With a consumer group: how far each partition's own records are (see [`PartitionDays`]).
+    partition_days: PartitionDays,
+    /// The earliest last closed day of the partition checkpoints restored.
+    restored_through: Option<chrono::NaiveDate>,
     decoders: BTreeMap<usize, Box<dyn Decoder>>,
     watermark_inputs: BTreeMap<usize, usize>,
     positions: Vec<InputPosition>,
@@ -464,6 +487,8 @@ impl<'a> Stage<'a> {
         Stage {
             reloader,
             watermark: cp.map_or_else(|| Watermark::new(settings.config.reading.allowed_lateness), |c| c.watermark.clone()),
+            partition_days: PartitionDays::new(settings.config.reading.allowed_lateness),
+            restored_through: None,
             router: Router::new(settings.clone(), roster, cp.map(|c| c.router.clone()).unwrap_or_default()),
             watermark_inputs: cp.map(|c| c.watermark_inputs.clone()).unwrap_or_default(),
             seq: cp.map_or(0, |c| c.seq),
@@ -538,6 +563,12 @@ impl<'a> Stage<'a> {
             }
         }
         if let Some(t) = until.filter(|_| self.live.is_none() || self.drained) {
+            // Restored partitions that delivered nothing since: their days after the
+            // checkpoints' last closed day are still to be judged.
+            if let Some(day) = self.restored_through {
+                self.watermark.start_at(day);
+                self.check_close();
+            }
             self.watermark.advance_to(t);
             self.check_close();
         }
@@ -577,6 +608,13 @@ impl<'a> Stage<'a> {
             }
         }
         self.router.take_over(&cp.router);
+        self.restored_through = match (self.restored_through, cp.closed_through) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        for (_, partition) in cp.inputs.iter().filter_map(|p| crate::sources::kafka::parse_input_name(&p.name)) {
+            self.partition_days.reset(partition as u32);
+        }
         let checkpoint = Arc::new(cp);
         for p in &mut self.pending {
             p.push(Item::Restore { seq: self.seq, checkpoint: checkpoint.clone() });
@@ -679,7 +717,7 @@ impl<'a> Stage<'a> {
             self.dead.write(&u.pos, &u.error, &u.raw, None)?;
         }
         let wm_input = self.watermark_input(input);
-        self.dispatch_events(wm_input)
+        self.dispatch_events(wm_input, None)
     }
 
     /// The watermark input of `input`: its own for a live input (a partition); for files,
@@ -725,7 +763,7 @@ impl<'a> Stage<'a> {
                 None => decode(&mut self.events),
             };
             self.record(&pos, raw, line.cut_from, result)?;
-            self.dispatch_events(wm_input)?;
+            self.dispatch_events(wm_input, c.partition)?;
             if let Some(p) = self.positions.get_mut(c.input) {
                 p.lines = number;
             }
@@ -773,13 +811,14 @@ impl<'a> Stage<'a> {
         }
     }
 
-    fn dispatch_events(&mut self, wm_input: usize) -> Result<()> {
+    fn dispatch_events(&mut self, wm_input: usize, partition: Option<i32>) -> Result<()> {
         let n = self.workers.len();
         for ev in std::mem::take(&mut self.events) {
             *self.summary.events.entry(ev.body.type_name()).or_default() += 1;
             if self.watermark.observe(wm_input, ev.time) {
                 self.summary.late += 1;
             }
+            self.check_catch_up(partition, ev.time);
             self.check_close();
             let ev = Arc::new(ev);
             self.router.route(&ev, &mut self.routed);
@@ -804,6 +843,17 @@ impl<'a> Stage<'a> {
         let cfg = &self.settings.config.state;
         let interval = self.live.unwrap_or(cfg.checkpoint_interval);
         self.checkpoints && (self.since_checkpoint >= cfg.checkpoint_records || self.last_checkpoint.elapsed() >= interval)
+    }
+
+    /// With a consumer group: tells every shard, in stream position, when the partition of
+    /// the record moved on by a day (its taken-over mailboxes are judged by it).
+    fn check_catch_up(&mut self, partition: Option<i32>, t: DateTime<Utc>) {
+        let Some(partition) = partition.filter(|_| self.ownership.is_some()).map(|p| p as u32) else { return };
+        if let Some(through) = self.partition_days.observe(partition, t) {
+            for p in &mut self.pending {
+                p.push(Item::CatchUp { seq: self.seq, partition, through });
+            }
+        }
     }
 
     /// Broadcasts a day close to every shard, in stream position.

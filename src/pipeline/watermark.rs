@@ -11,6 +11,8 @@
 //! starting point. `advance_to` moves the watermark by declaration (`replay --until`, or
 //! the wall clock when every live input is idle).
 
+use std::collections::BTreeMap;
+
 use chrono::{DateTime, Days, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -98,6 +100,16 @@ impl Watermark {
         }
     }
 
+    /// Takes `day` as the last day closed when nothing has started the watermark yet (a run
+    /// that restored partition checkpoints and has read no record since): `advance_to`
+    /// then closes the days after it.
+    pub fn start_at(&mut self, day: NaiveDate) {
+        if self.closed.is_none() {
+            self.closed = Some(day);
+            self.next_close_at = day.checked_add_days(Days::new(1)).map(day_end_utc);
+        }
+    }
+
     /// Moves the watermark to `t` by declaration (never backwards).
     pub fn advance_to(&mut self, t: DateTime<Utc>) {
         self.value = self.value.max(Some(t));
@@ -131,6 +143,43 @@ impl Watermark {
         }
         self.reported = self.closed;
         self.closed
+    }
+}
+
+/// Per Kafka partition: the last local day its own records have completed — the day before
+/// that of its newest event time minus the allowed lateness — reported when it moves on.
+/// A partition taken over from a checkpoint has its restored mailboxes judged by it (see
+/// `state::shard`), not by the instance's watermark, which other partitions may have moved
+/// days ahead.
+#[derive(Debug, Default)]
+pub struct PartitionDays {
+    lateness: chrono::Duration,
+    newest: BTreeMap<u32, DateTime<Utc>>,
+    reported: BTreeMap<u32, NaiveDate>,
+}
+
+impl PartitionDays {
+    /// Partition days with the given allowed lateness.
+    pub fn new(lateness: std::time::Duration) -> Self {
+        PartitionDays { lateness: chrono::Duration::from_std(lateness).unwrap_or(chrono::Duration::zero()), ..Default::default() }
+    }
+
+    /// Notes an event at `t` on `partition`; the partition's last completed day when it moved.
+    pub fn observe(&mut self, partition: u32, t: DateTime<Utc>) -> Option<NaiveDate> {
+        let newest = self.newest.entry(partition).or_insert(t);
+        *newest = (*newest).max(t);
+        let day = local_day(*newest - self.lateness).checked_sub_days(Days::new(1))?;
+        if self.reported.get(&partition).is_some_and(|r| *r >= day) {
+            return None;
+        }
+        self.reported.insert(partition, day);
+        Some(day)
+    }
+
+    /// `partition` was taken over (again): its progress is counted from its checkpoint on.
+    pub fn reset(&mut self, partition: u32) {
+        self.newest.remove(&partition);
+        self.reported.remove(&partition);
     }
 }
 
@@ -204,6 +253,21 @@ mod tests {
         w.take_close();
         w.advance_to(t("2026-03-07T00:00:00+01:00"));
         assert_eq!(w.take_close(), Some(d("2026-03-06")));
+    }
+
+    #[test]
+    fn a_run_restored_with_no_new_record_closes_the_days_after_its_checkpoints_at_until() {
+        let until = t("2026-06-22T00:00:00+02:00");
+        let mut nothing_read = Watermark::new(Duration::from_secs(7200));
+        nothing_read.advance_to(until);
+        assert_eq!(nothing_read.take_close(), None, "without a start, --until closes nothing");
+        let mut w = Watermark::new(Duration::from_secs(7200));
+        w.start_at(d("2026-06-17"));
+        assert_eq!(w.take_close(), Some(d("2026-06-17")), "the starting point, judged by no one");
+        w.advance_to(until);
+        assert_eq!(w.take_close(), Some(d("2026-06-21")), "Thursday through Sunday closed");
+        w.start_at(d("2026-06-15"));
+        assert_eq!(w.take_close(), None, "a started watermark keeps its days");
     }
 
     #[test]

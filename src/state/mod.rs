@@ -48,6 +48,18 @@ pub enum Item {
     /// The partitions this instance owns changed (Kafka consumer group): drop the
     /// mailboxes of partitions given up, adopt the roster mailboxes of new ones.
     Own(std::sync::Arc<ownership::Ownership>),
+    /// A partition's own records passed the end of `through` (its newest event time minus
+    /// the allowed lateness): its taken-over mailboxes are judged up to that day (never past
+    /// the shard's last closed day), so a partition that lags the others is not judged on
+    /// days whose records it has not delivered yet.
+    CatchUp {
+        /// Stream sequence number of the record that moved the partition on.
+        seq: u64,
+        /// The partition number.
+        partition: u32,
+        /// The last day the partition's records have completed.
+        through: NaiveDate,
+    },
     /// A partition taken over: its checkpointed mailboxes, from their previous owner.
     Restore {
         /// Stream sequence number at which the partition was taken over.

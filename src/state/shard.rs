@@ -11,9 +11,13 @@
 //! adopted from the roster and judged; a partition given up drops its mailboxes (after the
 //! checkpoint that hands them over), and a partition taken over brings its checkpointed
 //! mailboxes, whose days between the old owner's last close and this shard's are judged
-//! at once (each mailbox judges a day at most once, so nothing is judged twice).
+//! as the partition's own records pass them ([`Item::CatchUp`]), never before: a partition
+//! taken over behind the others (its old owner was down, or it was assigned late) would
+//! otherwise be judged on days whose reads it has not delivered yet. A day closed for the
+//! whole shard judges every pending day before it first. Each mailbox judges a day at most
+//! once, so nothing is judged twice.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 
@@ -41,16 +45,25 @@ pub struct Shard {
     scratch: Vec<Alert>,
     /// The mailboxes this instance owns; `None`: all of them (a single instance).
     ownership: Option<Arc<Ownership>>,
-    /// Restored mailboxes still to be judged up to `closed_through` once it is known,
-    /// with the first day their old owner had not judged.
-    catch_up: Vec<(Box<str>, NaiveDate)>,
+    /// Restored mailboxes with days still to be judged up to `closed_through`.
+    catch_up: HashMap<Box<str>, CatchUp>,
+    /// Per partition taken over: the last day its records have completed since.
+    partition_through: HashMap<u32, NaiveDate>,
+}
+
+/// A restored mailbox's partition and the first day it has not been judged on (its events
+/// count for that day on, too).
+#[derive(Clone, Copy)]
+struct CatchUp {
+    partition: u32,
+    next: NaiveDate,
 }
 
 impl Shard {
     /// Shard `index` of `count`.
     pub fn new(index: usize, count: usize, settings: Arc<Settings>, roster: Arc<Roster>) -> Self {
         let detectors = Detectors::new(&settings);
-        Shard { index, count, settings, roster, detectors, mailboxes: Table::default(), closed_through: None, first_day: None, scratch: Vec::new(), ownership: None, catch_up: Vec::new() }
+        Shard { index, count, settings, roster, detectors, mailboxes: Table::default(), closed_through: None, first_day: None, scratch: Vec::new(), ownership: None, catch_up: HashMap::new(), partition_through: HashMap::new() }
     }
 
     /// Takes on the mailboxes of a checkpoint that belong to this shard.
@@ -72,6 +85,17 @@ impl Shard {
     /// The last closed day and the stream's first day.
     pub fn days(&self) -> (Option<NaiveDate>, Option<NaiveDate>) {
         (self.closed_through, self.first_day)
+    }
+
+    /// Per partition with restored mailboxes not yet judged through the last closed day:
+    /// the first day still to judge (a checkpoint of the partition must not claim it closed).
+    pub fn behind(&self) -> BTreeMap<u32, NaiveDate> {
+        let mut behind = BTreeMap::new();
+        for c in self.catch_up.values() {
+            let next = behind.entry(c.partition).or_insert(c.next);
+            *next = (*next).min(c.next);
+        }
+        behind
     }
 
     /// Mailboxes tracked.
@@ -97,6 +121,12 @@ impl Shard {
             }
             Item::Roster(roster) => self.replace_roster(roster),
             Item::Own(ownership) => self.own(ownership),
+            Item::CatchUp { seq, partition, through } => {
+                let day = self.partition_through.entry(partition).or_insert(through);
+                *day = (*day).max(through);
+                self.judge_caught_up();
+                out.extend(self.scratch.drain(..).map(|alert| Ordered { seq, phase: 1, alert }));
+            }
             Item::Restore { seq, checkpoint } => {
                 self.take_over(&checkpoint);
                 out.extend(self.scratch.drain(..).map(|alert| Ordered { seq, phase: 1, alert }));
@@ -108,7 +138,7 @@ impl Shard {
     /// dropped (their checkpoint was written before this item), new roster mailboxes adopted.
     fn own(&mut self, ownership: Arc<Ownership>) {
         self.mailboxes.retain(|e| ownership.owns(&e.address));
-        self.catch_up.retain(|(a, _)| ownership.owns(a));
+        self.catch_up.retain(|a, _| ownership.owns(a));
         self.ownership = Some(ownership);
         if self.closed_through.is_some() {
             self.adopt_roster();
@@ -119,10 +149,14 @@ impl Shard {
         self.ownership.as_ref().is_none_or(|o| o.owns(address))
     }
 
-    /// Takes on the mailboxes of a partition checkpoint written by their previous owner,
-    /// and judges the days it had not judged that this shard has already closed.
+    /// Takes on the mailboxes of a partition checkpoint written by their previous owner;
+    /// the days it had not judged that this shard has already closed are judged as the
+    /// partition's records pass them.
     fn take_over(&mut self, cp: &Checkpoint) {
         let from = cp.closed_through.and_then(|d| d.checked_add_days(Days::new(1)));
+        for p in cp.inputs.iter().filter_map(|i| crate::sources::kafka::parse_input_name(&i.name)) {
+            self.partition_through.remove(&(p.1 as u32));
+        }
         self.first_day = match (self.first_day, cp.first_day) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -132,8 +166,9 @@ impl Shard {
                 continue;
             }
             self.put(address, st.clone());
-            if let Some(from) = from {
-                self.catch_up.push((address.as_str().into(), from));
+            if let Some(next) = from {
+                let partition = self.ownership.as_ref().map_or(0, |o| o.partition_of(address));
+                self.catch_up.insert(address.as_str().into(), CatchUp { partition, next });
             }
         }
         if self.closed_through.is_some() {
@@ -152,15 +187,35 @@ impl Shard {
         }
     }
 
-    /// Judges restored mailboxes from their old owner's first open day through this
-    /// shard's last closed day.
+    /// Judges restored mailboxes from the first day they have not judged through the
+    /// last day their partition has completed, at most this shard's last closed day; those
+    /// judged through that day need no catching up any more.
     fn judge_caught_up(&mut self) {
-        let Some(through) = self.closed_through else { return };
-        for (address, from) in std::mem::take(&mut self.catch_up) {
-            for day in from.iter_days().take_while(|d| *d <= through) {
-                self.judge(&address, day);
-            }
+        let Some(closed) = self.closed_through else { return };
+        let mut pending = std::mem::take(&mut self.catch_up);
+        for (address, c) in &mut pending {
+            let Some(&through) = self.partition_through.get(&c.partition) else { continue };
+            c.next = self.judge_days(address, c.next, through.min(closed));
         }
+        pending.retain(|_, c| c.next <= closed);
+        self.catch_up = pending;
+    }
+
+    /// Judges every restored mailbox's days before `day`, however far its partition is (a
+    /// day closed for the whole shard is judged in day order for every mailbox).
+    fn finish_catch_up(&mut self, day: NaiveDate) {
+        let Some(before) = day.pred_opt() else { return };
+        for (address, c) in std::mem::take(&mut self.catch_up) {
+            self.judge_days(&address, c.next, before);
+        }
+    }
+
+    /// Judges `address` from `from` through `through`; the first day left to judge.
+    fn judge_days(&mut self, address: &str, from: NaiveDate, through: NaiveDate) -> NaiveDate {
+        for day in from.iter_days().take_while(|d| *d <= through) {
+            self.judge(address, day);
+        }
+        from.max(through.succ_opt().unwrap_or(through))
     }
 
     /// Judges one day for one mailbox (a mailbox never judges a day twice).
@@ -189,7 +244,11 @@ impl Shard {
             Some(i) => i,
             None => self.mailboxes.insert(r.mailbox.clone(), roster_index(&self.roster, &r.mailbox), MailboxState::default()),
         };
-        let Some(ctx) = ctx(&self.settings, self.closed_through, self.first_day) else { return };
+        let Some(mut ctx) = ctx(&self.settings, self.closed_through, self.first_day) else { return };
+        // A mailbox still catching up has its days open from where it is judged to.
+        if let Some(c) = self.catch_up.get(&r.mailbox) {
+            ctx.first_open_day = c.next;
+        }
         let e = &mut self.mailboxes.entries[i];
         e.state.last_seen = e.state.last_seen.max(Some(r.event.time.date_naive()));
         let mb = Mailbox { address: &e.address, entry: roster_entry(&self.roster, e.roster) };
@@ -228,6 +287,7 @@ impl Shard {
     }
 
     fn close_day(&mut self, day: NaiveDate) {
+        self.finish_catch_up(day);
         self.adopt_roster();
         let required = self.settings.calendar.is_required(day).unwrap_or(false);
         let Some(ctx) = ctx(&self.settings, self.closed_through, self.first_day) else { return };
@@ -487,11 +547,57 @@ mod tests {
         new.apply(Item::Own(own), &mut out);
         out.clear();
         new.apply(Item::Restore { seq: 3, checkpoint: Arc::new(cp) }, &mut out);
-        assert_eq!(not_read_days(&out), ["2026-11-17", "2026-11-18"], "Tuesday and Wednesday judged at take-over, Monday not again");
+        assert!(out.is_empty(), "nothing judged before the partition's records say how far it is");
+        new.apply(Item::CatchUp { seq: 3, partition: 0, through: day(18) }, &mut out);
+        assert_eq!(not_read_days(&out), ["2026-11-17", "2026-11-18"], "Tuesday and Wednesday judged once the partition is there, Monday not again");
         let consecutive: Vec<_> = out.iter().filter_map(|o| o.alert.evidence.consecutive_missed).collect();
         assert_eq!(consecutive, [2, 3], "the old owner's count goes on");
         new.apply(Item::Close { seq: 4, through: day(19) }, &mut out);
         assert_eq!(not_read_days(&out).len(), 3, "Thursday once");
+    }
+
+    /// Anna reads her mailbox at noon on `day` (a record of partition 0).
+    fn read_on(anna: &str, day: NaiveDate) -> Routed {
+        use crate::event::{AccessResult, Event, EventBody, MailboxAccess, Protocol, SourcePos};
+        let access = MailboxAccess { mailbox: anna.into(), user: anna.into(), protocol: Protocol::Imap, result: AccessResult::Success };
+        let time = day.and_hms_opt(11, 0, 0).unwrap().and_utc();
+        let event = Event { time, source: SourcePos { name: "mail-events".into(), offset: 7, partition: Some(0) }, body: EventBody::Access(access) };
+        Routed { mailbox: anna.into(), roles: crate::detect::Roles::READ, event: Arc::new(event) }
+    }
+
+    #[test]
+    fn a_partition_taken_over_behind_the_others_is_judged_only_as_its_own_records_pass_its_days() {
+        let anna = "anna@exempel.se";
+        let roster = roster_of(&[anna]);
+        let settings = Arc::new(Settings::default_settings());
+        let own = Arc::new(Ownership::new(1, [0].into_iter().collect()));
+        let day = |d: u32| NaiveDate::from_ymd_opt(2026, 11, d).unwrap();
+        // The old owner was killed on Sunday the 15th, before any reading day.
+        let mut old = Shard::new(0, 1, settings.clone(), roster.clone());
+        let mut out = Vec::new();
+        old.apply(Item::Own(own.clone()), &mut out);
+        old.apply(Item::Close { seq: 1, through: day(15) }, &mut out);
+        let (closed_through, first_day) = old.days();
+        let cp = Checkpoint { closed_through, first_day, mailboxes: old.export(), ..crate::state::checkpoint::tests::sample(2) };
+        // The new owner's other partitions have already closed through Wednesday the 18th.
+        let mut new = Shard::new(0, 1, settings, roster);
+        new.apply(Item::Own(own), &mut out);
+        new.apply(Item::Close { seq: 1, through: day(17) }, &mut out);
+        new.apply(Item::Close { seq: 2, through: day(18) }, &mut out);
+        out.clear();
+        new.apply(Item::Restore { seq: 3, checkpoint: Arc::new(cp) }, &mut out);
+        assert_eq!(new.behind().get(&0), Some(&day(16)), "a checkpoint now must not claim Monday judged");
+        // The partition then delivers Anna's Monday read, and its records pass Monday.
+        new.apply(Item::Event { seq: 4, routed: read_on(anna, day(16)) }, &mut out);
+        new.apply(Item::CatchUp { seq: 5, partition: 0, through: day(16) }, &mut out);
+        assert!(not_read_days(&out).is_empty(), "Monday was read: no alert, and none resolved");
+        assert!(out.is_empty(), "{out:?}");
+        new.apply(Item::CatchUp { seq: 6, partition: 0, through: day(17) }, &mut out);
+        assert_eq!(not_read_days(&out), ["2026-11-17"]);
+        // A day closed for the whole shard judges what is pending first, in day order.
+        new.apply(Item::Close { seq: 7, through: day(19) }, &mut out);
+        assert_eq!(not_read_days(&out), ["2026-11-17", "2026-11-18", "2026-11-19"]);
+        assert!(new.behind().is_empty());
     }
 
     #[test]

@@ -112,7 +112,18 @@ impl rdkafka::producer::ProducerContext for Ends {
 /// records (the Java client's; librdkafka's `murmur2_random`), which brevvakt assumes when
 /// it decides which mailboxes it owns. Adds the partitions' new ends to `ends`.
 pub fn produce(link: &Link, topic: &str, lines: &[Vec<u8>], ends: &mut BTreeMap<i32, i64>) {
-    let p: BaseProducer<Ends> = link.config().set("enable.idempotence", "true").set("linger.ms", "5").set("partitioner", "murmur2_random").create_with_context(Ends::default()).unwrap();
+    send_all(link.config().set("linger.ms", "5"), topic, lines, ends);
+}
+
+/// Produces as [`produce`] does, one record per batch: tansu 0.6 serves a fetch only from
+/// a batch's first record (a fetch from inside a batch gets the next batch), so a consumer
+/// resuming at any offset (a restart from a checkpoint) needs every offset to start one.
+pub fn produce_one_per_batch(link: &Link, topic: &str, lines: &[Vec<u8>], ends: &mut BTreeMap<i32, i64>) {
+    send_all(link.config().set("linger.ms", "0").set("batch.num.messages", "1"), topic, lines, ends);
+}
+
+fn send_all(config: &mut ClientConfig, topic: &str, lines: &[Vec<u8>], ends: &mut BTreeMap<i32, i64>) {
+    let p: BaseProducer<Ends> = config.set("enable.idempotence", "true").set("partitioner", "murmur2_random").create_with_context(Ends::default()).unwrap();
     for line in lines {
         let key = mailbox_key(line);
         let mut rec = BaseRecord::to(topic).key(key.as_bytes()).payload(line.as_slice());
