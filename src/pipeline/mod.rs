@@ -377,6 +377,17 @@ fn behind(parts: &[ShardPart]) -> BTreeMap<u32, chrono::NaiveDate> {
     behind
 }
 
+/// The last day a partition's mailboxes are judged through, for its checkpoint: the
+/// shards' last closed day, unless the partition is still catching up from `next` on (its
+/// days from there are its next owner's to judge) — also when the shards have closed no
+/// day yet (a restored run that read nothing), so the days before `next` are not lost.
+fn judged_through(closed: Option<chrono::NaiveDate>, next: Option<chrono::NaiveDate>) -> Option<chrono::NaiveDate> {
+    match (closed, next.and_then(|n| n.pred_opt())) {
+        (Some(c), Some(n)) => Some(c.min(n)),
+        (c, n) => n.or(c),
+    }
+}
+
 fn write_checkpoint(dir: &std::path::Path, alerts_bytes: u64, done: Pending) -> Result<()> {
     let Some(snap) = done.snapshot else { return Ok(()) };
     let first = done.parts.first();
@@ -405,11 +416,7 @@ fn write_checkpoint(dir: &std::path::Path, alerts_bytes: u64, done: Pending) -> 
         Some(own) => {
             for &partition in own.owned() {
                 let mut part = cp.of_partition(partition, own);
-                // A partition still catching up has not had its days judged through the
-                // shards' last closed day: its next owner judges them.
-                if let Some(next) = behind.get(&partition) {
-                    part.closed_through = part.closed_through.min(next.pred_opt());
-                }
+                part.closed_through = judged_through(part.closed_through, behind.get(&partition).copied());
                 let path = checkpoint::write(&checkpoint::partition_dir(dir, partition), &part)?;
                 tracing::debug!(checkpoint = %path.display(), partition, "partition checkpoint written");
             }
@@ -900,5 +907,29 @@ impl<'a> Stage<'a> {
         self.batch_no += 1;
         self.in_batch = 0;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::judged_through;
+    use chrono::NaiveDate;
+
+    fn day(d: u32) -> Option<NaiveDate> {
+        NaiveDate::from_ymd_opt(2026, 6, d)
+    }
+
+    /// A partition checkpoint never claims a day judged that the partition's taken-over
+    /// mailboxes have not been judged on — also when this run closed no day at all (it
+    /// restored the partition, read nothing and was stopped): the restored last closed day
+    /// is kept, so the next owner judges Midsummer week's days after it instead of
+    /// skipping them.
+    #[test]
+    fn a_partition_checkpoint_keeps_the_days_its_taken_over_mailboxes_still_owe() {
+        assert_eq!(judged_through(day(18), None), day(18), "nothing owed: the shards' last closed day");
+        assert_eq!(judged_through(day(18), day(16)), day(15), "catching up from the 16th: judged through the 15th");
+        assert_eq!(judged_through(day(14), day(16)), day(14), "never past the shards' own last closed day");
+        assert_eq!(judged_through(None, day(16)), day(15), "a run that closed nothing keeps the restored day");
+        assert_eq!(judged_through(None, None), None);
     }
 }
