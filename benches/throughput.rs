@@ -14,7 +14,7 @@
 //! strings (the cheapest *typed* parse: no allocation, no normalisation — what a zero-copy
 //! decoder could at best reach with serde_json), brevvakt's reader stage alone
 //! (`sources::file::read_all`), its normalized decoder alone, and decode + watermark +
-//! route (what the pipeline's single decode-and-route thread does), all on one thread.
+//! route (what the pipeline did on one thread before the decode pool), all on one thread.
 //!
 //! Every replay configuration runs in a child process of this binary, so each one gets a
 //! fresh heap and its own peak RSS (`VmHWM`). State bytes per mailbox are measured in a
@@ -155,7 +155,7 @@ fn main() {
         (replays[0].1.records / one) / (n_lines / floor_json.as_secs_f64())
     );
     println!(
-        "replay 1 worker / decode + route on one thread: {:.3}   (near 1: the pipeline's single decode-and-route thread bounds the replay)",
+        "replay 1 worker / decode + route on one thread: {:.3}   (above 1: the decode pool takes decoding off the routing thread)",
         (replays[0].1.records / one) / (n_lines / route.as_secs_f64())
     );
     println!("serde_json borrowed flat struct / IgnoredAny floor: {:.3}   (the best a serde_json decoder could reach)", floor_json.as_secs_f64() / borrowed.as_secs_f64());
