@@ -522,6 +522,19 @@ mod tests {
         alerts.iter().filter(|o| o.alert.rule == crate::alert::Rule::MailboxNotRead).filter_map(|o| o.alert.day.map(|d| d.to_string())).collect()
     }
 
+    /// The checkpoint an old owner of partition 0 writes after closing `days`, and the
+    /// alerts it raised.
+    fn old_owner_checkpoint(settings: &Arc<Settings>, roster: &Arc<Roster>, own: &Arc<Ownership>, days: &[NaiveDate]) -> (Checkpoint, Vec<Ordered>) {
+        let mut old = Shard::new(0, 1, settings.clone(), roster.clone());
+        let mut out = Vec::new();
+        old.apply(Item::Own(own.clone()), &mut out);
+        for (seq, &through) in (1..).zip(days) {
+            old.apply(Item::Close { seq, through }, &mut out);
+        }
+        let (closed_through, first_day) = old.days();
+        (Checkpoint { closed_through, first_day, mailboxes: old.export(), ..crate::state::checkpoint::tests::sample(2) }, out)
+    }
+
     #[test]
     fn a_partition_taken_over_is_judged_for_the_days_its_old_owner_left_and_never_twice() {
         let anna = "anna@exempel.se";
@@ -530,14 +543,8 @@ mod tests {
         let own = Arc::new(Ownership::new(1, [0].into_iter().collect()));
         let day = |d: u32| NaiveDate::from_ymd_opt(2026, 11, d).unwrap();
         // The old owner started on Sunday the 15th and judged Monday the 16th: not read.
-        let mut old = Shard::new(0, 1, settings.clone(), roster.clone());
-        let mut out = Vec::new();
-        old.apply(Item::Own(own.clone()), &mut out);
-        old.apply(Item::Close { seq: 1, through: day(15) }, &mut out);
-        old.apply(Item::Close { seq: 2, through: day(16) }, &mut out);
+        let (cp, out) = old_owner_checkpoint(&settings, &roster, &own, &[day(15), day(16)]);
         assert_eq!(not_read_days(&out), ["2026-11-16"]);
-        let (closed_through, first_day) = old.days();
-        let cp = Checkpoint { closed_through, first_day, mailboxes: old.export(), ..crate::state::checkpoint::tests::sample(2) };
         // The new owner has already closed through Wednesday the 18th.
         let mut new = Shard::new(0, 1, settings, Arc::new(Roster::default()));
         let mut out = Vec::new();
@@ -573,12 +580,7 @@ mod tests {
         let own = Arc::new(Ownership::new(1, [0].into_iter().collect()));
         let day = |d: u32| NaiveDate::from_ymd_opt(2026, 11, d).unwrap();
         // The old owner was killed on Sunday the 15th, before any reading day.
-        let mut old = Shard::new(0, 1, settings.clone(), roster.clone());
-        let mut out = Vec::new();
-        old.apply(Item::Own(own.clone()), &mut out);
-        old.apply(Item::Close { seq: 1, through: day(15) }, &mut out);
-        let (closed_through, first_day) = old.days();
-        let cp = Checkpoint { closed_through, first_day, mailboxes: old.export(), ..crate::state::checkpoint::tests::sample(2) };
+        let (cp, mut out) = old_owner_checkpoint(&settings, &roster, &own, &[day(15)]);
         // The new owner's other partitions have already closed through Wednesday the 18th.
         let mut new = Shard::new(0, 1, settings, roster);
         new.apply(Item::Own(own), &mut out);
