@@ -45,7 +45,9 @@
 //!   were all processed, whose alerts and dead letters the broker acknowledged and (with a
 //!   state directory) whose checkpoint was written. Positions are a contiguous prefix per
 //!   partition (the pipeline processes a partition in offset order), so a commit is a
-//!   high-water mark.
+//!   high-water mark. Periodic commits are asynchronous; since one can still be refused
+//!   after it was queued, its offsets count as stored only once a synchronous commit (on
+//!   revocation and at stop) stores them, so the final commit is never skipped.
 //! - Only partitions currently assigned are committed, so a revoked partition's position
 //!   never overwrites its new owner's.
 //! - State follows the partition (see `state::ownership`): the instance owns the mailboxes
@@ -147,20 +149,7 @@ impl KafkaSource {
             .set("enable.auto.commit", "false")
             .set("enable.auto.offset.store", "false");
         cc.set_log_level(RDKafkaLogLevel::Warning);
-        let shared = Shared {
-            out: Chunker::new(cfg.topics.iter().cloned().collect(), cfg.max_record_bytes, BTreeMap::new()),
-            partitions: 1,
-            state_dir: cfg.state_dir,
-            assigned: BTreeSet::new(),
-            commits: None,
-            next_barrier: 0,
-            committed: BTreeMap::new(),
-            drain_timeout: cfg.drain_timeout,
-            metrics,
-            assigned_at: None,
-            backpressure: Backpressure::default(),
-        };
-        let consumer: BaseConsumer<Ctx> = cc.create_with_context(Ctx { shared: Mutex::new(shared) }).map_err(|e| anyhow!("cannot create the Kafka consumer: {e}"))?;
+        let consumer: BaseConsumer<Ctx> = cc.create_with_context(Ctx::new(&cfg, metrics)).map_err(|e| anyhow!("cannot create the Kafka consumer: {e}"))?;
         let names: Vec<&str> = cfg.topics.iter().map(|(t, _)| t.as_str()).collect();
         consumer.context().lock().partitions = co_partitioned(&consumer, &names)?;
         consumer.subscribe(&names).map_err(|e| anyhow!("cannot subscribe to {names:?}: {e}"))?;
@@ -475,8 +464,12 @@ struct Shared {
     assigned: BTreeSet<(String, i32)>,
     commits: Option<Receiver<CommitRequest>>,
     next_barrier: u64,
-    /// Last committed offset per partition.
+    /// Last offset per partition a commit is known to have stored: a synchronous one that
+    /// returned Ok. (An asynchronous commit returning Ok is only queued: it can still fail,
+    /// so its offsets are sent again by every commit until a synchronous one stores them.)
     committed: BTreeMap<(String, i32), i64>,
+    /// Last offset per partition sent in any commit (the lag metric is updated on change).
+    sent: BTreeMap<(String, i32), i64>,
     drain_timeout: Duration,
     metrics: Option<Arc<Metrics>>,
     /// When partitions were last assigned.
@@ -691,15 +684,23 @@ impl Shared {
         match c.commit(&tpl, mode) {
             Ok(()) => {
                 for (tp, offset) in moved {
-                    tracing::debug!(topic = %tp.0, partition = tp.1, offset, "committed");
-                    if let Some(m) = &self.metrics {
-                        let lag = c.fetch_watermarks(&tp.0, tp.1, Duration::from_millis(200)).map_or(0, |(_, high)| (high - offset).max(0));
-                        m.set_partition(&tp.0, tp.1, lag, offset);
+                    tracing::debug!(topic = %tp.0, partition = tp.1, offset, sync = matches!(mode, CommitMode::Sync), "committed");
+                    if self.sent.insert(tp.clone(), offset) != Some(offset) {
+                        self.report_lag(c, &tp, offset);
                     }
-                    self.committed.insert(tp, offset);
+                    if matches!(mode, CommitMode::Sync) {
+                        self.committed.insert(tp, offset);
+                    }
                 }
             }
             Err(e) => tracing::warn!(error = %e, "Kafka offset commit failed (the next commit covers it)"),
+        }
+    }
+
+    fn report_lag(&self, c: &BaseConsumer<Ctx>, tp: &(String, i32), offset: i64) {
+        if let Some(m) = &self.metrics {
+            let lag = c.fetch_watermarks(&tp.0, tp.1, Duration::from_millis(200)).map_or(0, |(_, high)| (high - offset).max(0));
+            m.set_partition(&tp.0, tp.1, lag, offset);
         }
     }
 
@@ -758,6 +759,7 @@ impl Shared {
             if let Some(idx) = self.out.index_of(&key.0, key.1) {
                 self.out.announced.remove(&idx);
                 self.committed.remove(&key);
+                self.sent.remove(&key);
                 self.out.send(SourceMsg::End { input: idx, error: None });
             }
         }
@@ -793,6 +795,24 @@ pub struct Ctx {
 }
 
 impl Ctx {
+    fn new(cfg: &KafkaSourceConfig, metrics: Option<Arc<Metrics>>) -> Ctx {
+        let shared = Shared {
+            out: Chunker::new(cfg.topics.iter().cloned().collect(), cfg.max_record_bytes, BTreeMap::new()),
+            partitions: 1,
+            state_dir: cfg.state_dir.clone(),
+            assigned: BTreeSet::new(),
+            commits: None,
+            next_barrier: 0,
+            committed: BTreeMap::new(),
+            sent: BTreeMap::new(),
+            drain_timeout: cfg.drain_timeout,
+            metrics,
+            assigned_at: None,
+            backpressure: Backpressure::default(),
+        };
+        Ctx { shared: Mutex::new(shared) }
+    }
+
     fn lock(&self) -> MutexGuard<'_, Shared> {
         self.shared.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -1128,5 +1148,43 @@ mod tests {
         assert_eq!(a.lines[1].cut_from, Some(7), "over the limit: cut and flagged");
         let SourceMsg::Chunk(b) = &msgs[2] else { panic!() };
         assert_eq!(b.first_line, 14, "a gap in the offsets starts a new chunk");
+    }
+
+    /// An asynchronous commit returning Ok is only queued, and the broker may still refuse
+    /// it: a synchronous commit at the same offset (at shutdown or revocation) is sent all
+    /// the same, so the offset is stored and the next run does not read those records again.
+    #[test]
+    fn a_synchronous_commit_is_sent_even_when_an_asynchronous_one_at_that_offset_was_refused() {
+        use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr as Err};
+        let (c, _) = loaded_cluster(1);
+        let cfg = KafkaSourceConfig {
+            brokers: c.bootstrap_servers(),
+            group_id: "brevvakt-refused-commit".into(),
+            topics: vec![(TOPIC.into(), Format::Normalized)],
+            properties: BTreeMap::new(),
+            max_record_bytes: 1 << 20,
+            idle_exit: None,
+            drain_timeout: Duration::from_secs(5),
+            state_dir: None,
+        };
+        let consumer: BaseConsumer<Ctx> = ClientConfig::new()
+            .set("bootstrap.servers", c.bootstrap_servers())
+            .set("group.id", &cfg.group_id)
+            .set("enable.auto.commit", "false")
+            .create_with_context(Ctx::new(&cfg, None))
+            .unwrap();
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition(TOPIC, 0);
+        consumer.assign(&tpl).unwrap();
+        let stored = || consumer.committed_offsets(tpl.clone(), Duration::from_secs(5)).unwrap().find_partition(TOPIC, 0).map(|e| e.offset());
+        let req = CommitRequest { positions: vec![crate::state::checkpoint::InputPosition { name: format!("{TOPIC}/0"), lines: 5, done: false }], barrier: None };
+        c.request_errors(RDKafkaApiKey::OffsetCommit, &[Err::RD_KAFKA_RESP_ERR_OFFSET_METADATA_TOO_LARGE]);
+        consumer.context().lock().commit(&consumer, &req, CommitMode::Async);
+        for _ in 0..25 {
+            consumer.poll(Duration::from_millis(20));
+        }
+        assert_eq!(stored(), Some(Offset::Invalid), "the broker refused the asynchronous commit");
+        consumer.context().lock().commit(&consumer, &req, CommitMode::Sync);
+        assert_eq!(stored(), Some(Offset::Offset(5)), "the synchronous commit stored the offset after all");
     }
 }
