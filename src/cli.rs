@@ -274,18 +274,27 @@ fn settings(path: Option<&Path>) -> Result<std::result::Result<Settings, ExitCod
     }))
 }
 
+/// What every replay starts with: the settings (refused: exit 2), the metrics endpoint if
+/// asked for (up first, so health and readiness can be read during start-up) and the roster.
+fn replay_setup(a: &ReplayArgs) -> Result<ReplaySetup> {
+    let mut settings = match settings(a.config.as_deref())? {
+        Ok(s) => s,
+        Err(code) => return Ok(Err(code)),
+    };
+    override_roster(&mut settings, a.roster.as_deref())?;
+    let endpoint = a.metrics_addr.map(start_endpoint).transpose()?;
+    let roster = load_roster(settings.roster_path())?;
+    Ok(Ok((settings, endpoint, roster)))
+}
+
 fn replay(a: ReplayArgs) -> Result<ExitCode> {
     if !a.kafka_topics.is_empty() {
         return replay_kafka(a);
     }
-    let mut settings = match settings(a.config.as_deref())? {
+    let (settings, endpoint, roster) = match replay_setup(&a)? {
         Ok(s) => s,
         Err(code) => return Ok(code),
     };
-    override_roster(&mut settings, a.roster.as_deref())?;
-    // The endpoint comes up first, so health and readiness can be read during start-up.
-    let endpoint = a.metrics_addr.map(start_endpoint).transpose()?;
-    let roster = load_roster(settings.roster_path())?;
     let inputs = replay_inputs(&settings, a.input_format, &a.paths)?;
     if inputs.is_empty() {
         eprintln!("error: no inputs: name PATH… (or FORMAT:PATH…) or list [[input.files]] in the configuration");
@@ -431,13 +440,10 @@ fn replay_kafka(a: ReplayArgs) -> Result<ExitCode> {
         eprintln!("error: {msg}");
         return Ok(ExitCode::from(2));
     }
-    let mut settings = match settings(a.config.as_deref())? {
+    let (settings, endpoint, roster) = match replay_setup(&a)? {
         Ok(s) => s,
         Err(code) => return Ok(code),
     };
-    override_roster(&mut settings, a.roster.as_deref())?;
-    let endpoint = a.metrics_addr.map(start_endpoint).transpose()?;
-    let roster = load_roster(settings.roster_path())?;
     let source = match kafka_replay_source(&a, &settings)? {
         Ok(s) => s,
         Err(code) => return Ok(code),
@@ -511,8 +517,14 @@ fn kafka_replay_source(a: &ReplayArgs, settings: &Settings) -> Result<std::resul
     Ok(Ok(crate::sources::kafka_replay::KafkaReplay::new(cfg)?))
 }
 
+/// The metrics registry and the server answering `/metrics`, `/healthz` and `/readyz`.
+type Endpoint = (Arc<crate::metrics::Metrics>, crate::http::Server);
+
+/// What every replay starts with (see [`replay_setup`]), or the exit code of a refusal.
+type ReplaySetup = std::result::Result<(Settings, Option<Endpoint>, Roster), ExitCode>;
+
 /// Defines the metrics and serves them on `addr` (`replay`, later `run`).
-fn start_endpoint(addr: std::net::SocketAddr) -> Result<(Arc<crate::metrics::Metrics>, crate::http::Server)> {
+fn start_endpoint(addr: std::net::SocketAddr) -> Result<Endpoint> {
     let metrics = Arc::new(crate::metrics::Metrics::new());
     let server = crate::http::Server::start(addr, metrics.clone())?;
     Ok((metrics, server))

@@ -3,16 +3,17 @@
 //! Threads: one reader (read, decompress, split lines), the decode pool
 //! ([`crate::decode::pool`]: `pipeline.decode_threads` threads decode the records of
 //! stateless formats and hand every message on in the reader's order), this thread
-//! (decode what the pool left, watermark, route), N shard workers (each owns its mailboxes' state: no locks), and one collector
-//! that merges the workers' alerts and writes them. Every hand-over is a bounded channel,
-//! so a slow sink slows the reader instead of growing memory (the Kafka group reader
-//! pauses fetching instead of blocking, so it stays in its group: see `sources::kafka`).
+//! (decode what the pool left, watermark, route), N shard workers (each owns its
+//! mailboxes' state: no locks), and one collector that merges the workers' alerts and
+//! writes them. Every hand-over is a bounded channel, so a slow sink slows the reader
+//! instead of growing memory (the Kafka group reader pauses fetching instead of
+//! blocking, so it stays in its group: see `sources::kafka`).
 //!
 //! Guarantees: alerts are written in one deterministic order — by the stream position of
 //! the record (or watermark step) that caused them, then by id — whatever the worker
 //! count, decode thread count or batch size, so the same input always gives a
-//! byte-identical alert file. Bad records
-//! are dead-lettered and counted; the stream goes on. Days close by event time only.
+//! byte-identical alert file. Bad records are dead-lettered and counted; the stream goes
+//! on. Days close by event time only.
 //!
 //! Checkpoints (with a state directory): at a batch boundary the router attaches a
 //! snapshot of its own state and the input positions to the batch; every worker adds a copy
@@ -615,10 +616,7 @@ impl<'a> Stage<'a> {
             }
         }
         self.router.take_over(&cp.router);
-        self.restored_through = match (self.restored_through, cp.closed_through) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
+        self.restored_through = self.restored_through.into_iter().chain(cp.closed_through).min();
         for (_, partition) in cp.inputs.iter().filter_map(|p| crate::sources::kafka::parse_input_name(&p.name)) {
             self.partition_days.reset(partition as u32);
         }

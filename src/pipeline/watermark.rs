@@ -167,8 +167,11 @@ impl PartitionDays {
     /// Notes an event at `t` on `partition`; the partition's last completed day when it moved.
     pub fn observe(&mut self, partition: u32, t: DateTime<Utc>) -> Option<NaiveDate> {
         let newest = self.newest.entry(partition).or_insert(t);
-        *newest = (*newest).max(t);
-        let day = local_day(*newest - self.lateness).checked_sub_days(Days::new(1))?;
+        if t < *newest {
+            return None; // older than the newest: the partition did not move on
+        }
+        *newest = t;
+        let day = local_day(t - self.lateness).checked_sub_days(Days::new(1))?;
         if self.reported.get(&partition).is_some_and(|r| *r >= day) {
             return None;
         }

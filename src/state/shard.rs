@@ -157,10 +157,7 @@ impl Shard {
         for p in cp.inputs.iter().filter_map(|i| crate::sources::kafka::parse_input_name(&i.name)) {
             self.partition_through.remove(&(p.1 as u32));
         }
-        self.first_day = match (self.first_day, cp.first_day) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
+        self.first_day = self.first_day.into_iter().chain(cp.first_day).min();
         for (address, st) in &cp.mailboxes {
             if shard_of(address, self.count) != self.index || !self.owns(address) {
                 continue;
