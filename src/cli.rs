@@ -571,7 +571,7 @@ pub fn render_summary(s: &Summary, dead_path: &Path) -> String {
     let secs = s.elapsed.as_secs_f64().max(1e-9);
     let mut out = String::from("── brevvakt replay summary ──\n");
     out += &format!("records read      {:>10}  ({:.1} MB)\n", s.records, s.bytes as f64 / 1e6);
-    for (t, n) in &s.events {
+    for (t, n) in crate::event::EVENT_TYPES.iter().zip(s.events).filter(|(_, n)| *n > 0) {
         out += &format!("  {t:<18}{n:>10}\n");
     }
     out += &format!("bad records       {:>10}", s.total_bad());

@@ -82,12 +82,17 @@ pub enum EventBody {
 impl EventBody {
     /// The event type as it appears in JSON and in metric labels.
     pub fn type_name(&self) -> &'static str {
+        EVENT_TYPES[self.type_index()]
+    }
+
+    /// The position of the event's type in [`EVENT_TYPES`].
+    pub fn type_index(&self) -> usize {
         match self {
-            EventBody::Message(_) => "mail.message",
-            EventBody::Forwarding(_) => "mailbox.forwarding",
-            EventBody::Access(_) => "mailbox.access",
-            EventBody::Proxy(_) => "proxy.request",
-            EventBody::Delegation(_) => "mailbox.delegation",
+            EventBody::Message(_) => 0,
+            EventBody::Forwarding(_) => 1,
+            EventBody::Access(_) => 2,
+            EventBody::Proxy(_) => 3,
+            EventBody::Delegation(_) => 4,
         }
     }
 }
@@ -150,16 +155,22 @@ pub enum Encryption {
 impl Encryption {
     /// Parses `none | tls | smime | pgp | gateway:NAME` (case-insensitive).
     pub fn parse(s: &str) -> Result<Self, String> {
-        let lower = s.trim().to_ascii_lowercase();
-        match lower.as_str() {
-            "none" | "" => Ok(Encryption::None),
-            "tls" => Ok(Encryption::Tls),
-            "smime" | "s/mime" => Ok(Encryption::Smime),
-            "pgp" | "openpgp" => Ok(Encryption::Pgp),
-            _ => match lower.strip_prefix("gateway:") {
-                Some(name) if !name.is_empty() => Ok(Encryption::Gateway(name.into())),
+        let t = s.trim();
+        let is = |names: &[&str]| names.iter().any(|n| t.eq_ignore_ascii_case(n));
+        let gateway = t.get(..8).filter(|p| p.eq_ignore_ascii_case("gateway:")).map(|_| &t[8..]);
+        if is(&["none", ""]) {
+            Ok(Encryption::None)
+        } else if is(&["tls"]) {
+            Ok(Encryption::Tls)
+        } else if is(&["smime", "s/mime"]) {
+            Ok(Encryption::Smime)
+        } else if is(&["pgp", "openpgp"]) {
+            Ok(Encryption::Pgp)
+        } else {
+            match gateway {
+                Some(name) if !name.is_empty() => Ok(Encryption::Gateway(name.to_ascii_lowercase().into())),
                 _ => Err(format!("unknown encryption {s:?} (expected none, tls, smime, pgp or gateway:NAME)")),
-            },
+            }
         }
     }
 }
@@ -496,7 +507,11 @@ mod tests {
         for s in ["none", "tls", "smime", "pgp", "gateway:sefos"] {
             assert_eq!(Encryption::parse(s).unwrap().to_string(), s);
         }
+        assert_eq!(Encryption::parse(" TLS ").unwrap(), Encryption::Tls);
+        assert_eq!(Encryption::parse("S/MIME").unwrap(), Encryption::Smime);
+        assert_eq!(Encryption::parse("Gateway:Sefos").unwrap(), Encryption::Gateway("sefos".into()));
         assert!(Encryption::parse("gateway:").is_err());
+        assert!(Encryption::parse("gatewåy:x").is_err());
         assert!(Encryption::parse("rot13").is_err());
     }
 }

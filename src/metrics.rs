@@ -446,12 +446,7 @@ pub struct Totals {
 impl Totals {
     /// The totals of a run summary so far, with the dead-letter count.
     pub fn of(s: &RunSummary, dead_letters: u64) -> Totals {
-        let mut t = Totals { records: s.records, bytes: s.bytes, late: s.late, dead_letters, foreign: s.foreign, ..Totals::default() };
-        for (name, n) in &s.events {
-            if let Some(i) = EVENT_TYPES.iter().position(|x| x == name) {
-                t.events[i] = *n;
-            }
-        }
+        let mut t = Totals { records: s.records, bytes: s.bytes, late: s.late, dead_letters, foreign: s.foreign, events: s.events, ..Totals::default() };
         for (reason, n) in &s.bad {
             if let Some(i) = ErrorReason::ALL.iter().position(|x| x == reason) {
                 t.bad[i] = *n;

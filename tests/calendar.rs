@@ -786,3 +786,22 @@ fn only_holidays_of_the_law_are_public_holidays() {
         ]
     );
 }
+
+#[test]
+fn the_local_day_of_every_quarter_hour_across_both_dst_switches_is_the_time_zone_s_in_any_order() {
+    use chrono::TimeZone;
+    let tz = chrono_tz::Europe::Stockholm;
+    let start = instant("2026-03-27T00:00:00Z");
+    let quarters: Vec<DateTime<Utc>> = (0..4 * 24 * 220).map(|q| start + TimeDelta::minutes(15 * q)).collect();
+    let direct = |t: DateTime<Utc>| tz.from_utc_datetime(&t.naive_utc()).date_naive();
+    // In time order (what the day cache is for), then jumping back and forth across it.
+    for &t in &quarters {
+        assert_eq!(local_day(t), direct(t), "{t}");
+    }
+    for i in 0..quarters.len() {
+        let t = quarters[(i * 7919) % quarters.len()];
+        assert_eq!(local_day(t), direct(t), "{t}");
+        let edge = t - TimeDelta::nanoseconds(1);
+        assert_eq!(local_day(edge), direct(edge), "{edge}");
+    }
+}

@@ -13,6 +13,7 @@
 //! Not guaranteed: that an event is *relevant*; lines a format writes that carry nothing
 //! the rules need (headers, unrelated cmdlets) are skipped silently (`Ok` with no event).
 
+pub mod flat_json;
 pub mod normalized;
 pub mod pool;
 
@@ -29,7 +30,7 @@ pub mod syslog;
 
 use std::fmt;
 
-use chrono::{DateTime, Datelike, Utc};
+use chrono::{DateTime, Datelike, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::event::{Event, SourcePos};
@@ -218,10 +219,41 @@ pub const YEARS: std::ops::RangeInclusive<i32> = crate::calendar::MIN_YEAR..=cra
 
 /// Parses an RFC 3339 time that carries an offset, within the supported years.
 pub fn parse_time(s: &str) -> Result<DateTime<Utc>, DecodeError> {
+    if let Some(t) = parse_plain_time(s.as_bytes()) {
+        return check_year(t);
+    }
     let t = DateTime::parse_from_rfc3339(s).map_err(|e| {
         DecodeError::new(ErrorReason::BadTime, format!("time {s:?} is not RFC 3339 with an offset ({e})"))
     })?;
     check_year(t.with_timezone(&Utc))
+}
+
+/// The common shape, `YYYY-MM-DDTHH:MM:SS` then `Z` or `±HH:MM`, read directly (chrono's
+/// general RFC 3339 parser costs about 450 instructions a time; this about a tenth).
+/// `None` for anything else — fractions, a leap second, `t` or a space as separator, an
+/// invalid date — which the general parser then reads or refuses.
+fn parse_plain_time(b: &[u8]) -> Option<DateTime<Utc>> {
+    let num = |at: usize, len: usize| -> Option<u32> {
+        b.get(at..at + len)?.iter().try_fold(0u32, |n, &c| c.is_ascii_digit().then(|| n * 10 + u32::from(c - b'0')))
+    };
+    let punct = [(4, b'-'), (7, b'-'), (10, b'T'), (13, b':'), (16, b':')];
+    if !punct.iter().all(|&(at, c)| b.get(at) == Some(&c)) {
+        return None;
+    }
+    let offset_minutes = match (b.len(), b.get(19)) {
+        (20, Some(b'Z')) => 0,
+        (25, Some(sign @ (b'+' | b'-'))) if b[22] == b':' => {
+            let (h, m) = (num(20, 2)?, num(23, 2)?);
+            (h < 24 && m < 60).then_some(())?;
+            let minutes = i64::from(h * 60 + m);
+            if *sign == b'-' { -minutes } else { minutes }
+        }
+        _ => return None,
+    };
+    let date = NaiveDate::from_ymd_opt(num(0, 4)? as i32, num(5, 2)?, num(8, 2)?)?;
+    let (h, m, sec) = (num(11, 2)?, num(14, 2)?, num(17, 2)?);
+    let local = date.and_hms_opt(h, m, sec).filter(|_| sec < 60)?;
+    Some((local - chrono::TimeDelta::minutes(offset_minutes)).and_utc())
 }
 
 /// Refuses instants outside the supported years.
@@ -241,4 +273,36 @@ pub fn utf8(line: &[u8]) -> Result<&str, DecodeError> {
     std::str::from_utf8(line).map_err(|e| {
         DecodeError::new(ErrorReason::NotUtf8, format!("invalid UTF-8 at byte {}", e.valid_up_to()))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// chrono's RFC 3339 parser, the reference for the direct reading.
+    fn by_chrono(s: &str) -> Option<DateTime<Utc>> {
+        DateTime::parse_from_rfc3339(s).ok().map(|t| t.with_timezone(&Utc))
+    }
+
+    #[test]
+    fn plain_times_are_read_as_chrono_reads_them() {
+        for s in ["2026-03-02T08:00:00+01:00", "2026-03-02T08:00:00Z", "2024-02-29T23:59:59-12:30", "1990-01-01T00:00:00+23:59"] {
+            assert_eq!(parse_plain_time(s.as_bytes()), by_chrono(s), "{s}");
+            assert!(parse_plain_time(s.as_bytes()).is_some(), "{s}");
+        }
+        for s in ["2026-02-29T08:00:00Z", "2026-03-02T08:00:60Z", "2026-03-02T24:00:00Z", "2026-03-02t08:00:00Z", "2026-03-02T08:00:00.5Z", "2026-03-02T08:00:00", "2026-03-02T08:00:00+0100", "+2026-03-02T08:00:00Z"] {
+            assert_eq!(parse_plain_time(s.as_bytes()), None, "{s}");
+        }
+    }
+
+    proptest! {
+        /// Whatever the direct reading accepts, chrono reads the same.
+        #[test]
+        fn the_direct_reading_agrees_with_chrono(d in "[0-9]{4}-[0-2][0-9]-[0-3][0-9][T ][0-2][0-9]:[0-6][0-9]:[0-6][0-9](Z|[+-][0-2][0-9]:[0-6][0-9])") {
+            if let Some(t) = parse_plain_time(d.as_bytes()) {
+                prop_assert_eq!(Some(t), by_chrono(&d));
+            }
+        }
+    }
 }

@@ -10,22 +10,22 @@
 //!
 //! A `subject` field, if an upstream wrongly sends one, is ignored and never stored.
 //!
-//! Speed: a record whose first key is `type` (or `time` and then `type`), as brevvakt's
-//! own writers and the generator emit, is decoded in one pass straight into its variant,
-//! with keys and unescaped strings borrowed from the line. Any other record — and any
-//! record the one-pass decoder refuses — is decoded by the general path (the tag may be
-//! anywhere, so the object is buffered first), which alone produces error messages, so a
-//! record always gives the same event or the same error whichever path it took.
+//! Speed: a record is first read by the one-pass decoder: the [`flat_json`] scanner lays
+//! its members out by key (borrowed from the line, no allocation) and the variant is built
+//! from them. Any record it is in doubt about — a string with an escape sequence, a
+//! duplicate key, a value of the wrong kind, a missing member — goes to the general path
+//! (`serde_json` with the model's derived `Deserialize`), which alone produces error
+//! messages, so a record always gives the same event or the same error whichever path it
+//! took (unit tests, a property test and the `normalized_paths` fuzz target check this).
 
 use std::borrow::Cow;
-use std::fmt;
 
-use serde::de::value::{BorrowedStrDeserializer, MapAccessDeserializer, StringDeserializer};
-use serde::de::{DeserializeSeed, Deserializer, Error as _, MapAccess, Visitor};
+use serde::de::value::BorrowedStrDeserializer;
 use serde::Deserialize;
 
+use super::flat_json::{self, Value};
 use super::{parse_time, utf8, DecodeError, Decoder, ErrorReason};
-use crate::event::{DelegationChange, Event, EventBody, ForwardingChange, MailMessage, MailboxAccess, ProxyRequest, SourcePos};
+use crate::event::{addr, DelegationChange, Encryption, Event, EventBody, ForwardingChange, MailMessage, MailboxAccess, ProxyRequest, SourcePos};
 
 /// Decodes normalized JSON Lines.
 #[derive(Debug, Default, Clone, Copy)]
@@ -57,74 +57,200 @@ impl Decoder for NormalizedDecoder {
 
 /// The one-pass decoder; `None` sends the record to the general path.
 fn one_pass(text: &str) -> Option<(Cow<'_, str>, EventBody)> {
-    let mut de = serde_json::Deserializer::from_str(text);
-    let tagged = de.deserialize_map(TagFirst).ok()?;
-    de.end().ok()?;
-    Some(tagged)
+    let mut f = Fields::default();
+    flat_json::scan(text, |key, value| f.set(key, value))?;
+    let body = match f.take(TYPE)? {
+        Value::Str("mail.message") => EventBody::Message(f.message()?),
+        Value::Str("mailbox.forwarding") => EventBody::Forwarding(f.forwarding()?),
+        Value::Str("mailbox.access") => EventBody::Access(f.access()?),
+        Value::Str("proxy.request") => EventBody::Proxy(f.proxy()?),
+        Value::Str("mailbox.delegation") => EventBody::Delegation(f.delegation()?),
+        _ => return None,
+    };
+    Some((Cow::Borrowed(f.string(TIME)?), body))
 }
 
-/// Visits an object whose `type` comes first (after at most a `time`).
-struct TagFirst;
+/// The members of the model, by slot; every other key is ignored, as the general path does.
+const TYPE: usize = 0;
+const TIME: usize = 1;
+const MESSAGE_ID: usize = 2;
+const SENDER: usize = 3;
+const RECIPIENTS: usize = 4;
+const DIRECTION: usize = 5;
+const ACTION: usize = 6;
+const ORIGINAL_RECIPIENT: usize = 7;
+const SERVER: usize = 8;
+const SUBJECT_LEN: usize = 9;
+const SUBJECT_HASH: usize = 10;
+const CLASSIFICATION: usize = 11;
+const ENCRYPTION: usize = 12;
+const MAILBOX: usize = 13;
+const ACTOR: usize = 14;
+const MECHANISM: usize = 15;
+const RULE: usize = 16;
+const TARGETS: usize = 17;
+const KEEP_COPY: usize = 18;
+const STATE: usize = 19;
+const USER: usize = 20;
+const PROTOCOL: usize = 21;
+const RESULT: usize = 22;
+const HOST: usize = 23;
+const PATH: usize = 24;
+const METHOD: usize = 25;
+const STATUS: usize = 26;
+const DELEGATE: usize = 27;
+const SLOTS: usize = 28;
 
-impl<'de> Visitor<'de> for TagFirst {
-    type Value = (Cow<'de, str>, EventBody);
+/// The slot of a member of the model.
+fn slot(key: &str) -> Option<usize> {
+    Some(match key {
+        "type" => TYPE,
+        "time" => TIME,
+        "message_id" => MESSAGE_ID,
+        "sender" => SENDER,
+        "recipients" => RECIPIENTS,
+        "direction" => DIRECTION,
+        "action" => ACTION,
+        "original_recipient" => ORIGINAL_RECIPIENT,
+        "server" => SERVER,
+        "subject_len" => SUBJECT_LEN,
+        "subject_hash" => SUBJECT_HASH,
+        "classification" => CLASSIFICATION,
+        "encryption" => ENCRYPTION,
+        "mailbox" => MAILBOX,
+        "actor" => ACTOR,
+        "mechanism" => MECHANISM,
+        "rule" => RULE,
+        "targets" => TARGETS,
+        "keep_copy" => KEEP_COPY,
+        "state" => STATE,
+        "user" => USER,
+        "protocol" => PROTOCOL,
+        "result" => RESULT,
+        "host" => HOST,
+        "path" => PATH,
+        "method" => METHOD,
+        "status" => STATUS,
+        "delegate" => DELEGATE,
+        _ => return None,
+    })
+}
 
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("an object starting with \"type\"")
+/// A record's members by slot. Every reader returns `None` where the general path could
+/// differ: a duplicate key, a value of the wrong kind, a missing required member.
+#[derive(Default)]
+struct Fields<'a>([Option<Value<'a>>; SLOTS]);
+
+impl<'a> Fields<'a> {
+    fn set(&mut self, key: &str, value: Value<'a>) -> Option<()> {
+        let Some(slot) = slot(key) else { return Some(()) };
+        self.0[slot].replace(value).is_none().then_some(())
     }
 
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        let mut time: Option<Cow<'de, str>> = None;
-        loop {
-            let key: Cow<'de, str> = map.next_key()?.ok_or_else(|| A::Error::custom("no type"))?;
-            match &*key {
-                "type" => break,
-                "time" if time.is_none() => time = Some(map.next_value()?),
-                _ => return Err(A::Error::custom("type is not first")),
-            }
+    fn take(&mut self, slot: usize) -> Option<Value<'a>> {
+        self.0[slot].take()
+    }
+
+    /// A required string.
+    fn string(&mut self, slot: usize) -> Option<&'a str> {
+        match self.take(slot)? {
+            Value::Str(s) => Some(s),
+            _ => None,
         }
-        let ty: Cow<'de, str> = map.next_value()?;
-        let mut rest = Rest { map, time: &mut time };
-        let body = match &*ty {
-            "mail.message" => EventBody::Message(MailMessage::deserialize(MapAccessDeserializer::new(&mut rest))?),
-            "mailbox.forwarding" => EventBody::Forwarding(ForwardingChange::deserialize(MapAccessDeserializer::new(&mut rest))?),
-            "mailbox.access" => EventBody::Access(MailboxAccess::deserialize(MapAccessDeserializer::new(&mut rest))?),
-            "proxy.request" => EventBody::Proxy(ProxyRequest::deserialize(MapAccessDeserializer::new(&mut rest))?),
-            "mailbox.delegation" => EventBody::Delegation(DelegationChange::deserialize(MapAccessDeserializer::new(&mut rest))?),
-            _ => return Err(A::Error::custom("unknown type")),
-        };
-        Ok((time.ok_or_else(|| A::Error::custom("no time"))?, body))
     }
-}
 
-/// The rest of the object, as the variant sees it: `time` is taken out on the way, and
-/// a second `type` or `time` is refused (the general path reports it).
-struct Rest<'t, 'de, A> {
-    map: A,
-    time: &'t mut Option<Cow<'de, str>>,
-}
-
-impl<'de, A: MapAccess<'de>> MapAccess<'de> for &mut Rest<'_, 'de, A> {
-    type Error = A::Error;
-
-    fn next_key_seed<K: DeserializeSeed<'de>>(&mut self, seed: K) -> Result<Option<K::Value>, A::Error> {
-        loop {
-            let Some(key) = self.map.next_key::<Cow<'de, str>>()? else { return Ok(None) };
-            match &*key {
-                "time" if self.time.is_none() => *self.time = Some(self.map.next_value()?),
-                "time" | "type" => return Err(A::Error::custom("duplicate field")),
-                _ => {
-                    return match key {
-                        Cow::Borrowed(k) => seed.deserialize(BorrowedStrDeserializer::new(k)).map(Some),
-                        Cow::Owned(k) => seed.deserialize(StringDeserializer::new(k)).map(Some),
-                    }
-                }
-            }
+    /// An optional member: absent or `null` is `Some(None)`, any other value goes to `read`.
+    fn opt<T>(&mut self, slot: usize, read: impl FnOnce(Value<'a>) -> Option<T>) -> Option<Option<T>> {
+        match self.take(slot) {
+            None | Some(Value::Null) => Some(None),
+            Some(v) => read(v).map(Some),
         }
     }
 
-    fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, A::Error> {
-        self.map.next_value_seed(seed)
+    fn opt_string(&mut self, slot: usize) -> Option<Option<String>> {
+        self.opt(slot, |v| if let Value::Str(s) = v { Some(s.to_owned()) } else { None })
+    }
+
+    /// `addr::one`: required and not empty once normalised.
+    fn address(&mut self, slot: usize) -> Option<String> {
+        Some(addr::normalize(self.string(slot)?)).filter(|a| !a.is_empty())
+    }
+
+    /// `addr::opt`: absent, `null` or empty once normalised are none.
+    fn opt_address(&mut self, slot: usize) -> Option<Option<String>> {
+        let a = self.opt(slot, |v| if let Value::Str(s) = v { Some(addr::normalize(s)) } else { None })?;
+        Some(a.filter(|a| !a.is_empty()))
+    }
+
+    /// `addr::many`: every non-empty normalised address of an array of strings.
+    fn addresses(&mut self, slot: usize) -> Option<Vec<String>> {
+        let Value::Strs(list) = self.take(slot)? else { return None };
+        Some(list.iter().map(addr::normalize).filter(|a| !a.is_empty()).collect())
+    }
+
+    /// A unit enum by its serde name (the derived `Deserialize`: one list of names).
+    fn unit<T: Deserialize<'a>>(&mut self, slot: usize) -> Option<T> {
+        T::deserialize(BorrowedStrDeserializer::<serde::de::value::Error>::new(self.string(slot)?)).ok()
+    }
+
+    fn opt_uint(&mut self, slot: usize, max: u64) -> Option<Option<u64>> {
+        self.opt(slot, |v| match v {
+            Value::UInt(n) if n <= max => Some(n),
+            _ => None,
+        })
+    }
+
+    fn message(&mut self) -> Option<MailMessage> {
+        Some(MailMessage {
+            message_id: self.string(MESSAGE_ID)?.to_owned(),
+            sender: addr::normalize(self.string(SENDER)?),
+            recipients: self.addresses(RECIPIENTS)?,
+            direction: self.unit(DIRECTION)?,
+            action: self.unit(ACTION)?,
+            original_recipient: self.opt_address(ORIGINAL_RECIPIENT)?,
+            server: self.opt_string(SERVER)?,
+            subject_len: self.opt_uint(SUBJECT_LEN, u32::MAX.into())?.map(|n| n as u32),
+            subject_hash: self.opt_string(SUBJECT_HASH)?,
+            classification: self.opt_uint(CLASSIFICATION, 3)?.map(|n| n as u8),
+            encryption: match self.take(ENCRYPTION) {
+                None => Encryption::None,
+                Some(Value::Str(s)) => Encryption::parse(s).ok()?,
+                Some(_) => return None,
+            },
+        })
+    }
+
+    fn forwarding(&mut self) -> Option<ForwardingChange> {
+        Some(ForwardingChange {
+            mailbox: self.opt_address(MAILBOX)?,
+            actor: self.opt_address(ACTOR)?,
+            mechanism: self.unit(MECHANISM)?,
+            rule: self.opt_string(RULE)?,
+            targets: if self.0[TARGETS].is_some() { self.addresses(TARGETS)? } else { Vec::new() },
+            keep_copy: self.opt(KEEP_COPY, |v| if let Value::Bool(b) = v { Some(b) } else { None })?,
+            state: self.unit(STATE)?,
+        })
+    }
+
+    fn access(&mut self) -> Option<MailboxAccess> {
+        Some(MailboxAccess { mailbox: self.address(MAILBOX)?, user: self.address(USER)?, protocol: self.unit(PROTOCOL)?, result: self.unit(RESULT)? })
+    }
+
+    fn proxy(&mut self) -> Option<ProxyRequest> {
+        Some(ProxyRequest {
+            user: self.opt_address(USER)?,
+            host: self.address(HOST)?,
+            path: self.string(PATH)?.to_owned(),
+            method: self.string(METHOD)?.to_owned(),
+            status: match self.take(STATUS)? {
+                Value::UInt(n) => u16::try_from(n).ok()?,
+                _ => return None,
+            },
+        })
+    }
+
+    fn delegation(&mut self) -> Option<DelegationChange> {
+        Some(DelegationChange { mailbox: self.address(MAILBOX)?, delegate: self.address(DELEGATE)?, state: self.unit(STATE)?, actor: self.opt_address(ACTOR)? })
     }
 }
 
@@ -145,6 +271,7 @@ fn classify(e: serde_json::Error) -> DecodeError {
 mod tests {
     use super::*;
     use crate::event::SourcePos;
+    use proptest::prelude::*;
 
     fn decode(line: &str) -> Result<Vec<Event>, DecodeError> {
         let mut out = Vec::new();
@@ -172,10 +299,13 @@ mod tests {
         let lines = [
             r#"{"type":"mail.message","time":"2026-03-02T08:00:00+01:00","message_id":"a@b","sender":"<X@Gmail.com>","recipients":["SMTP:Anna@Exempel.se",""],"direction":"inbound","action":"deliver","server":"mx1","subject_len":4,"subject":"secret","classification":2,"encryption":"Gateway:Sefos"}"#,
             r#"{"time":"2026-03-02T08:00:00Z","type":"mailbox.access","mailbox":"Anna@Exempel.se","user":"anna@exempel.se","protocol":"imap","result":"success","extra":{"x":[1,2,{"y":null}]}}"#,
-            r#"{ "type" : "proxy.request" , "time":"2026-03-02T08:00:00Z","user":null,"host":"Webmail.Exempel.se","path":"/owa/\u00e5","method":"GET","status":200}"#,
-            r#"{"type":"mailbox.forwarding","time":"2026-03-02T08:00:00Z","mailbox":"anna@exempel.se","mechanism":"inbox_rule","targets":["x@gmail.com"],"keep_copy":true,"state":"enabled","rule":"r\"1"}"#,
+            r#"{ "type" : "proxy.request" , "time":"2026-03-02T08:00:00Z","user":null,"host":"Webmail.Exempel.se","path":"/owa/å","method":"GET","status":200}"#,
+            r#"{"type":"proxy.request","time":"2026-03-02T08:00:00Z","user":"Anna@Exempel.se","host":"webmail.exempel.se","path":"/owa/","method":"GET","status":0,"bytes":-1.5e3}"#,
+            r#"{"time":"2026-03-02T08:00:00Z","mailbox":"a@b.se","type":"mailbox.access","user":"a@b.se","protocol":"imap","result":"success"}"#,
+            r#"{"type":"mailbox.forwarding","time":"2026-03-02T08:00:00Z","mechanism":"transport_rule","rule":"Alla till Gmail","state":"disabled","keep_copy":null,"mailbox":null}"#,
+            r#"{"type":"mail.message","time":"2026-03-02T08:00:00Z","message_id":"m","sender":"","recipients":[],"direction":"internal","action":"expand","original_recipient":"  ","subject_len":null,"classification":null}"#,
+            r#"{"type":"mailbox.forwarding","time":"2026-03-02T08:00:00Z","mailbox":"anna@exempel.se","mechanism":"inbox_rule","targets":["x@gmail.com"],"keep_copy":true,"state":"enabled","rule":"r1"}"#,
             r#"{"type":"mailbox.delegation","time":"2026-03-02T08:00:00Z","mailbox":"a@exempel.se","delegate":"b@exempel.se","state":"granted"}"#,
-            r#"{"t\u0079pe":"mailbox.delegation","time":"2026-03-02T08:00:00Z","mailbox":"a@exempel.se","delegate":"b@exempel.se","state":"removed"}"#,
         ];
         for l in lines {
             let fast = one_pass(l).unwrap_or_else(|| panic!("one pass refused {l}"));
@@ -186,7 +316,12 @@ mod tests {
     #[test]
     fn the_one_pass_decoder_leaves_every_doubtful_record_to_the_general_path() {
         let lines = [
-            r#"{"time":"2026-03-02T08:00:00Z","mailbox":"a@b.se","type":"mailbox.access","user":"a@b.se","protocol":"imap","result":"success"}"#,
+            r#"{"t\u0079pe":"mailbox.delegation","time":"2026-03-02T08:00:00Z","mailbox":"a@exempel.se","delegate":"b@exempel.se","state":"removed"}"#,
+            r#"{"type":"mailbox.forwarding","time":"2026-03-02T08:00:00Z","mailbox":"anna@exempel.se","mechanism":"inbox_rule","targets":["x@gmail.com"],"state":"enabled","rule":"r\"1"}"#,
+            r#"{"type":"mailbox.forwarding","time":"2026-03-02T08:00:00Z","mailbox":"anna@exempel.se","mechanism":"inbox_rule","targets":null,"state":"enabled"}"#,
+            r#"{"type":"mailbox.access","time":"2026-03-02T08:00:00Z","mailbox":"a@b.se","user":"a@b.se","protocol":"IMAP","result":"success"}"#,
+            r#"{"type":"mail.message","time":"2026-03-02T08:00:00Z","message_id":"x","sender":"a@b.se","recipients":["c@d.se",7],"direction":"inbound","action":"deliver"}"#,
+            r#"{"type":"mail.message","time":"2026-03-02T08:00:00Z","message_id":"x","sender":"a@b.se","recipients":["c@d.se"],"direction":"inbound","action":"deliver","encryption":null}"#,
             r#"{"type":"mailbox.access","mailbox":"a@b.se","user":"a@b.se","protocol":"imap","result":"success"}"#,
             r#"{"type":"mailbox.access","time":"2026-03-02T08:00:00Z","time":"2026-03-02T09:00:00Z","mailbox":"a@b.se","user":"a@b.se","protocol":"imap","result":"success"}"#,
             r#"{"type":"mailbox.access","time":"2026-03-02T08:00:00Z","mailbox":"a@b.se","user":"a@b.se","protocol":"imap","result":"success","type":"proxy.request"}"#,
@@ -223,5 +358,78 @@ mod tests {
         assert_eq!(r(r#"{"type":"mailbox.access","time":"2026-03-02T08:00:00","mailbox":"a@b.se","user":"a@b.se","protocol":"imap","result":"success"}"#), ErrorReason::BadTime);
         assert_eq!(r(r#"{"type":"mailbox.access","time":"9999-03-02T08:00:00Z","mailbox":"a@b.se","user":"a@b.se","protocol":"imap","result":"success"}"#), ErrorReason::BadTime);
         assert_eq!(r(r#"{"type":"mail.message","time":"2026-03-02T08:00:00Z","message_id":"x","sender":"a@b.se","recipients":["c@d.se"],"direction":"inbound","action":"deliver","classification":7}"#), ErrorReason::InvalidValue);
+    }
+
+    #[test]
+    fn every_generated_record_takes_the_one_pass_decoder() {
+        let opts = crate::generate::GenOptions { mailboxes: 60, days: 3, malformed: 0.0, ..Default::default() };
+        let mut events = Vec::new();
+        crate::generate::generate(&opts, &mut events, &mut std::io::sink(), &mut std::io::sink()).unwrap();
+        let text = String::from_utf8(events).unwrap();
+        for l in text.lines() {
+            let fast = one_pass(l).unwrap_or_else(|| panic!("one pass refused {l}"));
+            assert_eq!(Ok(fast), general(l), "{l}");
+        }
+    }
+
+    /// A member's value as text: right and wrong kinds, addresses to normalise, escapes.
+    fn member_value() -> impl Strategy<Value = String> {
+        prop_oneof![
+            prop::sample::select(vec![
+                "mail.message", "mailbox.forwarding", "mailbox.access", "proxy.request", "mailbox.delegation", "mail.fax",
+                "2026-03-02T08:00:00+01:00", "2026-03-02T08:00:00", "inbound", "outbound", "Inbound", "deliver", "forward",
+                "imap", "owa", "success", "failure", "inbox_rule", "sieve_redirect", "enabled", "removed", "granted",
+                "tls", "Gateway:Sefos", "gateway:", "rot13", "GET", "/owa/", "", " ", "<>",
+            ])
+            .prop_map(|s| format!("{s:?}")),
+            "[ <>a-zA-Z@.:Åå]{0,14}".prop_map(|s| format!("{s:?}")),
+            Just(r#""a\"b@c.se""#.to_string()),
+            Just(r#""\u0041@b.se""#.to_string()),
+            prop::sample::select(vec!["0", "3", "7", "200", "70000", "4294967296", "-1", "1.5", "null", "true", "false", "{}", r#"{"a":[1]}"#])
+                .prop_map(str::to_string),
+            prop::collection::vec("[ <>a-zA-Z@.:]{0,10}", 0..3).prop_map(|v| serde_json::to_string(&v).unwrap()),
+            Just(r#"["a@b.se",1]"#.to_string()),
+        ]
+    }
+
+    /// A record: mostly the model's keys, in any order, sometimes repeated or unknown.
+    fn record() -> impl Strategy<Value = String> {
+        let key = prop_oneof![
+            8 => prop::sample::select(vec!["type", "time"]),
+            20 => prop::sample::select(vec![
+                "message_id", "sender", "recipients", "direction", "action", "original_recipient", "server", "subject_len",
+                "subject_hash", "classification", "encryption", "mailbox", "actor", "mechanism", "rule", "targets",
+                "keep_copy", "state", "user", "protocol", "result", "host", "path", "method", "status", "delegate",
+            ]),
+            2 => prop::sample::select(vec!["subject", "source", "extra"]),
+        ];
+        prop::collection::vec((key, member_value()), 0..12)
+            .prop_map(|m| format!("{{{}}}", m.iter().map(|(k, v)| format!("{k:?}:{v}")).collect::<Vec<_>>().join(",")))
+    }
+
+    proptest::proptest! {
+        /// Whatever the one-pass decoder makes of a record, the general path makes too.
+        #[test]
+        fn the_one_pass_decoder_agrees_with_the_general_path(line in record()) {
+            if let Some(fast) = one_pass(&line) {
+                proptest::prop_assert_eq!(Ok(fast), general(&line), "{}", line);
+            }
+        }
+
+        /// Records that are valid for one type agree too (most random records are not).
+        #[test]
+        fn valid_records_agree(ty in 0usize..5, extra in prop::collection::vec((prop::sample::select(vec!["server", "user", "actor", "rule", "keep_copy", "original_recipient", "extra"]), member_value()), 0..3)) {
+            let base = [
+                r#""type":"mail.message","time":"2026-03-02T08:00:00Z","message_id":"x","sender":"a@b.se","recipients":["c@d.se"],"direction":"inbound","action":"forward""#,
+                r#""type":"mailbox.forwarding","time":"2026-03-02T08:00:00Z","mechanism":"inbox_rule","state":"enabled""#,
+                r#""type":"mailbox.access","time":"2026-03-02T08:00:00Z","mailbox":"A@b.se","protocol":"ews","result":"success""#,
+                r#""type":"proxy.request","time":"2026-03-02T08:00:00Z","host":"h.se","path":"/","method":"GET","status":200"#,
+                r#""type":"mailbox.delegation","time":"2026-03-02T08:00:00Z","mailbox":"a@b.se","delegate":"c@b.se","state":"granted""#,
+            ][ty];
+            let line = format!("{{{base}{}}}", extra.iter().map(|(k, v)| format!(",{k:?}:{v}")).collect::<String>());
+            if let Some(fast) = one_pass(&line) {
+                proptest::prop_assert_eq!(Ok(fast), general(&line), "{}", line);
+            }
+        }
     }
 }

@@ -30,6 +30,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::Instant;
 
@@ -45,7 +46,8 @@ pub const IN_FLIGHT: usize = 8;
 pub struct Decoded {
     /// When the chunk reached the pool: the start of its records' alert latency.
     pub arrived: Instant,
-    events: std::vec::IntoIter<Event>,
+    /// Shared already here, so the stage only moves pointers.
+    events: std::vec::IntoIter<Arc<Event>>,
     lines: std::vec::IntoIter<(usize, Result<(), DecodeError>)>,
 }
 
@@ -54,19 +56,20 @@ impl Decoded {
     fn of(chunk: &Chunk, format: Format, opts: &DecodeOptions, arrived: Instant) -> Decoded {
         let mut decoder = format.decoder(opts);
         let (mut events, mut lines) = (Vec::with_capacity(chunk.lines.len()), Vec::with_capacity(chunk.lines.len()));
+        let mut line_events = Vec::new();
         for (i, line) in chunk.lines.iter().enumerate() {
-            let before = events.len();
             let result = match line.cut_from {
                 Some(_) => Ok(()),
-                None => decoder.decode(&chunk.data[line.start..line.end], &chunk.pos(i), &mut events),
+                None => decoder.decode(&chunk.data[line.start..line.end], &chunk.pos(i), &mut line_events),
             };
-            lines.push((events.len() - before, result));
+            lines.push((line_events.len(), result));
+            events.extend(line_events.drain(..).map(Arc::new));
         }
         Decoded { arrived, events: events.into_iter(), lines: lines.into_iter() }
     }
 
     /// The next line: its events appended to `out`, and its result.
-    pub fn next_line(&mut self, out: &mut Vec<Event>) -> Result<(), DecodeError> {
+    pub fn next_line(&mut self, out: &mut Vec<Arc<Event>>) -> Result<(), DecodeError> {
         let (count, result) = self.lines.next().unwrap_or((0, Ok(())));
         out.extend(self.events.by_ref().take(count));
         result

@@ -109,8 +109,8 @@ pub struct Summary {
     pub records: u64,
     /// Bytes of records read (uncompressed).
     pub bytes: u64,
-    /// Events decoded, by type.
-    pub events: BTreeMap<&'static str, u64>,
+    /// Events decoded, by type, in [`EVENT_TYPES`](crate::event::EVENT_TYPES) order.
+    pub events: [u64; crate::event::EVENT_TYPES.len()],
     /// Bad records, by reason.
     pub bad: BTreeMap<ErrorReason, u64>,
     /// Events older than the watermark when they arrived.
@@ -132,7 +132,7 @@ pub struct Summary {
 impl Summary {
     /// Events decoded in total.
     pub fn total_events(&self) -> u64 {
-        self.events.values().sum()
+        self.events.iter().sum()
     }
 
     /// Bad records in total.
@@ -454,7 +454,9 @@ struct Stage<'a> {
     dead: &'a mut dyn DeadLetterSink,
     summary: Summary,
     progress: Option<indicatif::ProgressBar>,
-    events: Vec<Event>,
+    /// The events of the line at hand (the decoder's own output, before it is shared).
+    decoded: Vec<Event>,
+    events: Vec<Arc<Event>>,
     routed: Vec<crate::detect::Routed>,
     checkpoints: bool,
     /// Whether the workers export their shards at a snapshot (a state directory is set).
@@ -509,6 +511,7 @@ impl<'a> Stage<'a> {
             batch_no: 0,
             summary: Summary::default(),
             progress: opts.progress.clone(),
+            decoded: Vec::new(),
             events: Vec::new(),
             routed: Vec::new(),
             checkpoints: opts.state_dir.is_some() || live.is_some(),
@@ -712,7 +715,8 @@ impl<'a> Stage<'a> {
     /// cannot complete, which is counted and dead-lettered at the position it began.
     fn finish_decoder(&mut self, input: usize) -> Result<()> {
         let Some(mut decoder) = self.decoders.remove(&input) else { return Ok(()) };
-        let held = decoder.finish(&mut self.events);
+        let held = decoder.finish(&mut self.decoded);
+        self.events.extend(self.decoded.drain(..).map(Arc::new));
         if held.is_ok() && self.events.is_empty() {
             return Ok(());
         }
@@ -752,9 +756,14 @@ impl<'a> Stage<'a> {
             let number = c.first_line + i as u64;
             let pos = c.pos(i);
             let raw = &c.data[line.start..line.end];
-            let mut decode = |events: &mut Vec<Event>| match (&mut pre, &mut decoder) {
+            let decoded = &mut self.decoded;
+            let mut decode = |events: &mut Vec<Arc<Event>>| match (&mut pre, &mut decoder) {
                 (Some(pre), _) => pre.next_line(events),
-                (None, Some(d)) => d.decode(raw, &pos, events),
+                (None, Some(d)) => {
+                    let result = d.decode(raw, &pos, decoded);
+                    events.extend(decoded.drain(..).map(Arc::new));
+                    result
+                }
                 (None, None) => unreachable!("a chunk is decoded here or by the pool"),
             };
             if number <= covered {
@@ -819,13 +828,12 @@ impl<'a> Stage<'a> {
     fn dispatch_events(&mut self, wm_input: usize, partition: Option<i32>) -> Result<()> {
         let n = self.workers.len();
         for ev in std::mem::take(&mut self.events) {
-            *self.summary.events.entry(ev.body.type_name()).or_default() += 1;
+            self.summary.events[ev.body.type_index()] += 1;
             if self.watermark.observe(wm_input, ev.time) {
                 self.summary.late += 1;
             }
             self.check_catch_up(partition, ev.time);
             self.check_close();
-            let ev = Arc::new(ev);
             self.router.route(&ev, &mut self.routed);
             for routed in self.routed.drain(..) {
                 if self.ownership.as_ref().is_some_and(|o| !o.owns(&routed.mailbox)) {

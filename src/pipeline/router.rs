@@ -81,72 +81,70 @@ impl Router {
 
     /// Appends the routed copies of `ev` to `out`.
     pub fn route(&mut self, ev: &Arc<Event>, out: &mut Vec<Routed>) {
-        let mut targets: Vec<(String, Roles)> = Vec::new();
+        let mut t = Targets { start: out.len(), out, event: ev };
         match &ev.body {
-            EventBody::Message(m) => self.message(m, &mut targets),
-            EventBody::Forwarding(f) => self.forwarding(f, &mut targets),
-            EventBody::Access(a) => self.access(a, local_day(ev.time), &mut targets),
-            EventBody::Proxy(p) => self.proxy(p, local_day(ev.time), &mut targets),
+            EventBody::Message(m) => self.message(m, &mut t),
+            EventBody::Forwarding(f) => self.forwarding(f, &mut t),
+            EventBody::Access(a) => self.access(a, local_day(ev.time), &mut t),
+            EventBody::Proxy(p) => self.proxy(p, local_day(ev.time), &mut t),
             EventBody::Delegation(d) => self.delegation(d),
         }
-        out.extend(targets.into_iter().map(|(m, roles)| Routed { mailbox: m.into(), roles, event: ev.clone() }));
     }
 
-    fn local(&self, address: &str) -> Option<String> {
-        self.settings.domains.is_internal(address).then(|| self.roster.canonical(address).to_string())
+    /// The mailbox of an address inside the organisation (its primary address).
+    fn local<'a>(&'a self, address: &'a str) -> Option<&'a str> {
+        self.settings.domains.is_internal(address).then(|| self.roster.canonical(address))
     }
 
-    fn message(&self, m: &MailMessage, t: &mut Vec<(String, Roles)>) {
+    fn message(&self, m: &MailMessage, t: &mut Targets) {
         for r in &m.recipients {
             if let Some(mb) = self.local(r).filter(|_| r.contains('@')) {
-                add(t, mb, Roles::RECIPIENT);
+                t.add(mb, Roles::RECIPIENT);
             }
         }
         let forwarded_out = m.recipients.iter().any(|r| self.settings.domains.is_external(r));
         if let Some(orig) = m.original_recipient.as_deref().filter(|_| forwarded_out) {
             if let Some(mb) = self.local(orig) {
-                add(t, mb.clone(), Roles::RECIPIENT);
-                add(t, mb, Roles::FORWARDED_FOR);
+                t.add(mb, Roles::RECIPIENT);
+                t.add(mb, Roles::FORWARDED_FOR);
             }
         }
         if m.classification.is_some() {
             let owner = std::iter::once(&m.sender).chain(m.original_recipient.iter()).chain(&m.recipients).find_map(|a| self.local(a));
             if let Some(mb) = owner {
-                add(t, mb, Roles::CLASSIFIED_OWNER);
+                t.add(mb, Roles::CLASSIFIED_OWNER);
             }
         }
     }
 
-    fn forwarding(&self, f: &ForwardingChange, t: &mut Vec<(String, Roles)>) {
-        let key = match (&f.mailbox, &f.rule) {
-            (Some(mb), _) => self.roster.canonical(mb).to_string(),
-            (None, Some(rule)) => format!("transport-rule:{rule}"),
-            (None, None) => "transport-rule:".to_string(),
-        };
-        add(t, key, Roles::CONFIG);
+    fn forwarding(&self, f: &ForwardingChange, t: &mut Targets) {
+        match (&f.mailbox, &f.rule) {
+            (Some(mb), _) => t.add(self.roster.canonical(mb), Roles::CONFIG),
+            (None, rule) => t.add(&format!("transport-rule:{}", rule.as_deref().unwrap_or_default()), Roles::CONFIG),
+        }
     }
 
-    fn access(&self, a: &MailboxAccess, day: NaiveDate, t: &mut Vec<(String, Roles)>) {
+    fn access(&self, a: &MailboxAccess, day: NaiveDate, t: &mut Targets) {
         if a.result != AccessResult::Success {
             return;
         }
         if let Some(mb) = self.local(&a.mailbox) {
-            if self.may_read(&mb, &a.user, day) {
-                add(t, mb, Roles::READ);
+            if self.may_read(mb, &a.user, day) {
+                t.add(mb, Roles::READ);
             }
         }
     }
 
-    fn proxy(&self, p: &ProxyRequest, day: NaiveDate, t: &mut Vec<(String, Roles)>) {
+    fn proxy(&self, p: &ProxyRequest, day: NaiveDate, t: &mut Targets) {
         let Some(user) = p.user.as_deref() else { return };
         if p.status >= 400 || !self.is_webmail(p) {
             return;
         }
         let own = self.local(user).filter(|_| user.contains('@'));
-        let rostered = self.roster.readable_by(user).filter(|e| e.relation(user, day).is_some()).map(|e| e.address.clone());
-        let granted = self.delegated_to.get(user).into_iter().flatten().cloned();
+        let rostered = self.roster.readable_by(user).filter(|e| e.relation(user, day).is_some()).map(|e| e.address.as_str());
+        let granted = self.delegated_to.get(user).into_iter().flatten().map(String::as_str);
         for mb in own.into_iter().chain(rostered).chain(granted) {
-            add(t, mb, Roles::READ);
+            t.add(mb, Roles::READ);
         }
     }
 
@@ -178,10 +176,21 @@ impl Router {
     }
 }
 
-/// Adds a role for a mailbox, merging with an existing entry.
-fn add(t: &mut Vec<(String, Roles)>, mailbox: String, role: Roles) {
-    match t.iter_mut().find(|(m, _)| *m == mailbox) {
-        Some((_, roles)) => roles.insert(role),
-        None => t.push((mailbox, role)),
+/// The routed copies of one event being collected in the caller's vector: one per
+/// mailbox, with its roles merged (no allocation but the copies' own).
+struct Targets<'o> {
+    out: &'o mut Vec<Routed>,
+    /// Where this event's copies start in `out`.
+    start: usize,
+    event: &'o Arc<Event>,
+}
+
+impl Targets<'_> {
+    /// Adds a role for a mailbox, merging with an existing copy.
+    fn add(&mut self, mailbox: &str, role: Roles) {
+        match self.out[self.start..].iter_mut().find(|r| *r.mailbox == *mailbox) {
+            Some(r) => r.roles.insert(role),
+            None => self.out.push(Routed { mailbox: mailbox.into(), roles: role, event: self.event.clone() }),
+        }
     }
 }
