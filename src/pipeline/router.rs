@@ -10,6 +10,7 @@
 //!   status below 400;
 //! - one event is routed at most once per mailbox, with all its roles merged.
 
+use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
@@ -19,6 +20,7 @@ use serde::{Deserialize, Serialize};
 use crate::calendar::local_day;
 use crate::config::Settings;
 use crate::detect::{Roles, Routed};
+use crate::domains::InternalCache;
 use crate::event::{AccessResult, DelegationChange, Event, EventBody, ForwardingChange, GrantState, MailMessage, MailboxAccess, ProxyRequest};
 use crate::roster::Roster;
 
@@ -47,13 +49,15 @@ pub struct Router {
     state: RouterState,
     /// The reverse of `state.delegates`: user → mailboxes.
     delegated_to: HashMap<String, BTreeSet<String>>,
+    /// Inside-or-outside answers by domain (a cache: `route` takes `&self` in its parts).
+    domains: RefCell<InternalCache>,
 }
 
 impl Router {
     /// A router over the configuration and roster, continuing from `state`.
     pub fn new(settings: Arc<Settings>, roster: Arc<Roster>, state: RouterState) -> Self {
         let delegated_to = reverse(&state);
-        Router { settings, roster, state, delegated_to }
+        Router { settings, roster, state, delegated_to, domains: RefCell::default() }
     }
 
     /// Takes on the delegations of a partition taken over (they replace what is known of
@@ -93,16 +97,20 @@ impl Router {
 
     /// The mailbox of an address inside the organisation (its primary address).
     fn local<'a>(&'a self, address: &'a str) -> Option<&'a str> {
-        self.settings.domains.is_internal(address).then(|| self.roster.canonical(address))
+        self.is_internal(address).then(|| self.roster.canonical(address))
+    }
+
+    fn is_internal(&self, address: &str) -> bool {
+        self.domains.borrow_mut().is_internal(&self.settings.domains, address)
     }
 
     fn message(&self, m: &MailMessage, t: &mut Targets) {
         for r in &m.recipients {
-            if let Some(mb) = self.local(r).filter(|_| r.contains('@')) {
+            if let Some(mb) = self.local(r).filter(|_| r.bytes().any(|b| b == b'@')) {
                 t.add(mb, Roles::RECIPIENT);
             }
         }
-        let forwarded_out = m.recipients.iter().any(|r| self.settings.domains.is_external(r));
+        let forwarded_out = m.recipients.iter().any(|r| !self.is_internal(r));
         if let Some(orig) = m.original_recipient.as_deref().filter(|_| forwarded_out) {
             if let Some(mb) = self.local(orig) {
                 t.add(mb, Roles::RECIPIENT);
@@ -140,7 +148,7 @@ impl Router {
         if p.status >= 400 || !self.is_webmail(p) {
             return;
         }
-        let own = self.local(user).filter(|_| user.contains('@'));
+        let own = self.local(user).filter(|_| user.bytes().any(|b| b == b'@'));
         let rostered = self.roster.readable_by(user).filter(|e| e.relation(user, day).is_some()).map(|e| e.address.as_str());
         let granted = self.delegated_to.get(user).into_iter().flatten().map(String::as_str);
         for mb in own.into_iter().chain(rostered).chain(granted) {
