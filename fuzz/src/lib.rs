@@ -5,7 +5,8 @@
 //! promises: no panic, and every line is either decoded (events within the supported
 //! years) or rejected with a reason that says what was wrong; what the decoder still holds
 //! at the end is handed over once, as events or as an unfinished record that began at one
-//! of the lines fed. The config target parses the input as a
+//! of the lines fed. For the normalized format, the one-pass decoder must also read every
+//! line it accepts as the general `serde_json` path does. The config target parses the input as a
 //! config file: valid or a list of errors, never a panic.
 
 use std::path::Path;
@@ -36,6 +37,11 @@ pub fn decode_lines(format: Format, data: &[u8]) {
         let mut out = Vec::new();
         let result = decoder.decode(line, &SourcePos::line(name.clone(), lines), &mut out);
         check(result, &out);
+        if let (Format::Normalized, Ok(text)) = (format, std::str::from_utf8(line)) {
+            if let Err(e) = brevvakt::decode::normalized::paths_agree(text) {
+                panic!("the normalized decoder's two paths disagree on {text:?}: {e}");
+            }
+        }
     }
     let mut held = Vec::new();
     match decoder.finish(&mut held) {
