@@ -222,7 +222,16 @@ impl Roster {
 
     /// The primary address for an address or alias (the address itself when unknown).
     pub fn canonical<'a>(&'a self, address: &'a str) -> &'a str {
-        self.get(address).map_or(address, |e| e.address.as_str())
+        self.resolve(address).0
+    }
+
+    /// The primary address for an address or alias, with its position in
+    /// [`Roster::entries`]; the address itself and `None` when it is not on the roster.
+    pub fn resolve<'a>(&'a self, address: &'a str) -> (&'a str, Option<u32>) {
+        match self.by_address.get(address) {
+            Some(&i) => (self.entries[i].address.as_str(), u32::try_from(i).ok()),
+            None => (address, None),
+        }
     }
 
     /// Mailboxes whose reads `user` may carry (owner, member, delegate on some day).

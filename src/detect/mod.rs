@@ -58,6 +58,10 @@ impl Roles {
 pub struct Routed {
     /// The mailbox's primary address (the shard key).
     pub mailbox: Box<str>,
+    /// Its position in the roster the router used, when it is on it: the shard finds the
+    /// mailbox's state by it without hashing and comparing the address (the roster changes
+    /// only at a stream position, for the router and the shards alike).
+    pub roster: Option<u32>,
     /// What the event means for it.
     pub roles: Roles,
     /// The event (shared between the mailboxes it was routed to).

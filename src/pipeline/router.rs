@@ -95,9 +95,10 @@ impl Router {
         }
     }
 
-    /// The mailbox of an address inside the organisation (its primary address).
-    fn local<'a>(&'a self, address: &'a str) -> Option<&'a str> {
-        self.is_internal(address).then(|| self.roster.canonical(address))
+    /// The mailbox of an address inside the organisation (its primary address and roster
+    /// position).
+    fn local<'a>(&'a self, address: &'a str) -> Option<(&'a str, Option<u32>)> {
+        self.is_internal(address).then(|| self.roster.resolve(address))
     }
 
     fn is_internal(&self, address: &str) -> bool {
@@ -127,8 +128,8 @@ impl Router {
 
     fn forwarding(&self, f: &ForwardingChange, t: &mut Targets) {
         match (&f.mailbox, &f.rule) {
-            (Some(mb), _) => t.add(self.roster.canonical(mb), Roles::CONFIG),
-            (None, rule) => t.add(&format!("transport-rule:{}", rule.as_deref().unwrap_or_default()), Roles::CONFIG),
+            (Some(mb), _) => t.add(self.roster.resolve(mb), Roles::CONFIG),
+            (None, rule) => t.add((&format!("transport-rule:{}", rule.as_deref().unwrap_or_default()), None), Roles::CONFIG),
         }
     }
 
@@ -137,7 +138,7 @@ impl Router {
             return;
         }
         if let Some(mb) = self.local(&a.mailbox) {
-            if self.may_read(mb, &a.user, day) {
+            if self.may_read(mb.0, &a.user, day) {
                 t.add(mb, Roles::READ);
             }
         }
@@ -149,8 +150,8 @@ impl Router {
             return;
         }
         let own = self.local(user).filter(|_| user.bytes().any(|b| b == b'@'));
-        let rostered = self.roster.readable_by(user).filter(|e| e.relation(user, day).is_some()).map(|e| e.address.as_str());
-        let granted = self.delegated_to.get(user).into_iter().flatten().map(String::as_str);
+        let rostered = self.roster.readable_by(user).filter(|e| e.relation(user, day).is_some()).map(|e| (e.address.as_str(), None));
+        let granted = self.delegated_to.get(user).into_iter().flatten().map(|m| (m.as_str(), None));
         for mb in own.into_iter().chain(rostered).chain(granted) {
             t.add(mb, Roles::READ);
         }
@@ -194,11 +195,15 @@ struct Targets<'o> {
 }
 
 impl Targets<'_> {
-    /// Adds a role for a mailbox, merging with an existing copy.
-    fn add(&mut self, mailbox: &str, role: Roles) {
+    /// Adds a role for a mailbox (its address and roster position, if known), merging with
+    /// an existing copy.
+    fn add(&mut self, (mailbox, roster): (&str, Option<u32>), role: Roles) {
         match self.out[self.start..].iter_mut().find(|r| *r.mailbox == *mailbox) {
-            Some(r) => r.roles.insert(role),
-            None => self.out.push(Routed { mailbox: mailbox.into(), roles: role, event: self.event.clone() }),
+            Some(r) => {
+                r.roles.insert(role);
+                r.roster = r.roster.or(roster);
+            }
+            None => self.out.push(Routed { mailbox: mailbox.into(), roster, roles: role, event: self.event.clone() }),
         }
     }
 }

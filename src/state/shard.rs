@@ -178,10 +178,15 @@ impl Shard {
         match self.mailboxes.find(address) {
             Some(i) => self.mailboxes.entries[i].state = st,
             None => {
-                let roster = roster_index(&self.roster, address);
-                self.mailboxes.insert(address.into(), roster, st);
+                self.insert(address.into(), st);
             }
         }
+    }
+
+    /// Adds state for a mailbox not tracked yet, linked to its roster entry.
+    fn insert(&mut self, address: Box<str>, st: MailboxState) -> usize {
+        let (roster, primary) = roster_index(&self.roster, &address);
+        self.mailboxes.insert(address, roster, primary, st)
     }
 
     /// Judges restored mailboxes from the first day they have not judged through the
@@ -228,18 +233,20 @@ impl Shard {
     /// Takes on a reloaded roster: entries are re-linked, new roster mailboxes adopted.
     fn replace_roster(&mut self, roster: Arc<Roster>) {
         self.roster = roster;
-        for e in &mut self.mailboxes.entries {
-            e.roster = roster_index(&self.roster, &e.address);
-        }
+        self.mailboxes.relink(&self.roster);
         if self.closed_through.is_some() {
             self.adopt_roster();
         }
     }
 
     fn on_event(&mut self, r: &Routed) {
-        let i = match self.mailboxes.find(&r.mailbox) {
+        let found = match r.roster {
+            Some(position) => self.mailboxes.on_roster(position),
+            None => self.mailboxes.find(&r.mailbox),
+        };
+        let i = match found {
             Some(i) => i,
-            None => self.mailboxes.insert(r.mailbox.clone(), roster_index(&self.roster, &r.mailbox), MailboxState::default()),
+            None => self.insert(r.mailbox.clone(), MailboxState::default()),
         };
         let Some(mut ctx) = ctx(&self.settings, self.closed_through, self.first_day) else { return };
         // A mailbox still catching up has its days open from where it is judged to.
@@ -275,10 +282,10 @@ impl Shard {
     /// Creates state for roster mailboxes of this shard that have none (at the start, and
     /// after a restore or a roster change).
     fn adopt_roster(&mut self) {
-        for e in self.roster.entries() {
+        let roster = Arc::clone(&self.roster);
+        for e in roster.entries() {
             if shard_of(&e.address, self.count) == self.index && self.owns(&e.address) && self.mailboxes.find(&e.address).is_none() {
-                let roster = roster_index(&self.roster, &e.address);
-                self.mailboxes.insert(e.address.as_str().into(), roster, MailboxState::default());
+                self.insert(e.address.as_str().into(), MailboxState::default());
             }
         }
     }
@@ -314,9 +321,11 @@ fn ctx(settings: &Settings, closed_through: Option<NaiveDate>, first_day: Option
 }
 
 /// The position of `address`'s roster entry in `roster.entries()`, looked up once when the
-/// mailbox's state is created and again when the roster is replaced.
-fn roster_index(roster: &Roster, address: &str) -> Option<u32> {
-    roster.index_of(address).and_then(|i| u32::try_from(i).ok())
+/// mailbox's state is created and again when the roster is replaced; and whether
+/// `address` is that entry's primary address (the address events are routed by).
+fn roster_index(roster: &Roster, address: &str) -> (Option<u32>, bool) {
+    let (primary, position) = roster.resolve(address);
+    (position, position.is_some() && primary == address)
 }
 
 fn roster_entry(roster: &Roster, index: Option<u32>) -> Option<&crate::roster::RosterEntry> {
@@ -339,12 +348,18 @@ struct Table<H: KeyHash = Mixed> {
     slots: HashMap<u64, u32, BuildHasherDefault<PreHashed>>,
     spill: HashMap<Box<str>, u32>,
     entries: Vec<Entry>,
+    /// By roster position: the index of the entry keyed by that roster entry's primary
+    /// address, or [`NONE`] (4 bytes per roster entry).
+    by_roster: Vec<u32>,
     hash: std::marker::PhantomData<H>,
 }
 
+/// No entry.
+const NONE: u32 = u32::MAX;
+
 impl<H: KeyHash> Default for Table<H> {
     fn default() -> Self {
-        Table { slots: HashMap::default(), spill: HashMap::new(), entries: Vec::new(), hash: std::marker::PhantomData }
+        Table { slots: HashMap::default(), spill: HashMap::new(), entries: Vec::new(), by_roster: Vec::new(), hash: std::marker::PhantomData }
     }
 }
 
@@ -361,10 +376,40 @@ impl<H: KeyHash> Table<H> {
         self.spill.get(address).map(|&i| i as usize)
     }
 
-    /// Adds an entry for an address not in the table; returns its index.
-    fn insert(&mut self, address: Box<str>, roster: Option<u32>, state: MailboxState) -> usize {
+    /// The index of the entry keyed by the primary address of roster entry `position`.
+    fn on_roster(&self, position: u32) -> Option<usize> {
+        self.by_roster.get(position as usize).filter(|&&i| i != NONE).map(|&i| i as usize)
+    }
+
+    /// Records that entry `i` is keyed by the primary address of roster entry `position`.
+    fn link(&mut self, position: u32, i: u32) {
+        let p = position as usize;
+        if self.by_roster.len() <= p {
+            self.by_roster.resize(p + 1, NONE);
+        }
+        self.by_roster[p] = i;
+    }
+
+    /// Re-links every entry to its position in a replaced roster.
+    fn relink(&mut self, roster: &Roster) {
+        self.by_roster.clear();
+        for i in 0..self.entries.len() {
+            let (position, primary) = roster_index(roster, &self.entries[i].address);
+            self.entries[i].roster = position;
+            if let Some(p) = position.filter(|_| primary) {
+                self.link(p, i as u32);
+            }
+        }
+    }
+
+    /// Adds an entry for an address not in the table (`primary`: it is the primary address
+    /// of its roster entry); returns its index.
+    fn insert(&mut self, address: Box<str>, roster: Option<u32>, primary: bool, state: MailboxState) -> usize {
         let i = self.entries.len();
         let index = u32::try_from(i).expect("fewer than 2^32 mailboxes per shard");
+        if let Some(p) = roster.filter(|_| primary) {
+            self.link(p, index);
+        }
         match self.slots.entry(H::hash(&address)) {
             std::collections::hash_map::Entry::Vacant(v) => {
                 v.insert(index);
@@ -407,8 +452,14 @@ impl<H: KeyHash> Table<H> {
         } else {
             self.spill.remove(&self.entries[i].address);
         }
+        if let Some(p) = self.entries[i].roster.filter(|&p| self.on_roster(p) == Some(i)) {
+            self.by_roster[p as usize] = NONE;
+        }
         let last = self.entries.len() - 1;
         if i != last {
+            if let Some(p) = self.entries[last].roster.filter(|&p| self.on_roster(p) == Some(last)) {
+                self.by_roster[p as usize] = i as u32;
+            }
             let moved = H::hash(&self.entries[last].address);
             match self.slots.get_mut(&moved) {
                 Some(p) if *p == last as u32 => *p = i as u32,
@@ -474,6 +525,7 @@ impl Hasher for PreHashed {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::roster::RosterEntry;
 
     /// Every address collides.
     struct Constant;
@@ -488,7 +540,7 @@ mod tests {
         let mut t = Table::<H>::default();
         for a in addresses {
             assert!(t.find(a).is_none());
-            t.insert(a.as_str().into(), None, MailboxState::default());
+            t.insert(a.as_str().into(), None, false, MailboxState::default());
         }
         for (i, a) in addresses.iter().enumerate() {
             assert_eq!(t.find(a), Some(i));
@@ -566,7 +618,7 @@ mod tests {
         let access = MailboxAccess { mailbox: anna.into(), user: anna.into(), protocol: Protocol::Imap, result: AccessResult::Success };
         let time = day.and_hms_opt(11, 0, 0).unwrap().and_utc();
         let event = Event { time, source: SourcePos { name: "mail-events".into(), offset: 7, partition: Some(0) }, body: EventBody::Access(access) };
-        Routed { mailbox: anna.into(), roles: crate::detect::Roles::READ, event: Arc::new(event) }
+        Routed { mailbox: anna.into(), roster: None, roles: crate::detect::Roles::READ, event: Arc::new(event) }
     }
 
     #[test]
@@ -611,5 +663,38 @@ mod tests {
         check::<Constant>(&names(40), |a| a.starts_with("user0") || a.ends_with("7@exempel.se"));
         check::<Constant>(&names(40), |a| !a.ends_with("5@exempel.se"));
         check::<Constant>(&names(10), |_| true);
+    }
+
+    #[test]
+    fn roster_links_follow_inserts_removals_and_a_replaced_roster() {
+        let roster = Roster::new(vec![
+            RosterEntry { address: "a@x.se".into(), ..RosterEntry::default() },
+            RosterEntry { address: "b@x.se".into(), aliases: vec!["b2@x.se".into()], ..RosterEntry::default() },
+            RosterEntry { address: "c@x.se".into(), ..RosterEntry::default() },
+        ]);
+        let check = |t: &Table, roster: &Roster| {
+            for (p, e) in roster.entries().iter().enumerate() {
+                assert_eq!(t.on_roster(p as u32), t.find(&e.address), "{}", e.address);
+            }
+        };
+        let mut t: Table = Table::default();
+        // An entry keyed by an alias (from an older roster's checkpoint) is never linked.
+        for a in ["b2@x.se", "b@x.se", "z@x.se", "a@x.se", "c@x.se"] {
+            let (position, primary) = roster_index(&roster, a);
+            t.insert(a.into(), position, primary, MailboxState::default());
+            check(&t, &roster);
+        }
+        assert_eq!(t.on_roster(1), t.find("b@x.se"));
+        t.retain(|e| &*e.address != "b@x.se" && &*e.address != "a@x.se");
+        check(&t, &roster);
+        let replaced = Roster::new(vec![
+            RosterEntry { address: "c@x.se".into(), ..RosterEntry::default() },
+            RosterEntry { address: "b2@x.se".into(), ..RosterEntry::default() },
+        ]);
+        t.relink(&replaced);
+        check(&t, &replaced);
+        assert_eq!(t.on_roster(1), t.find("b2@x.se"));
+        t.retain(|e| &*e.address != "c@x.se");
+        check(&t, &replaced);
     }
 }
