@@ -218,6 +218,9 @@ fn read_one(idx: usize, input: &Input, tx: &SyncSender<SourceMsg>, max_line: usi
         if !more || chunk.data.len() >= chunk_bytes {
             let next_line = chunk.first_line + chunk.lines.len() as u64;
             let full = std::mem::replace(&mut chunk, new_chunk(idx, &name, next_line));
+            // The next chunk will be about as big: sized at once, not grown by doubling.
+            chunk.data.reserve(full.data.len());
+            chunk.lines.reserve(full.lines.len());
             if !full.lines.is_empty() && tx.send(SourceMsg::Chunk(full)).is_err() {
                 return Ok(false);
             }

@@ -16,7 +16,10 @@ use crate::detect::Routed;
 
 /// The shard (0..n) that owns `mailbox`.
 pub fn shard_of(mailbox: &str, n: usize) -> usize {
-    (fnv1a(mailbox.as_bytes()) % n.max(1) as u64) as usize
+    if n <= 1 {
+        return 0;
+    }
+    (fnv1a(mailbox.as_bytes()) % n as u64) as usize
 }
 
 /// 64-bit FNV-1a.
