@@ -1,8 +1,13 @@
 //! A global allocator for benchmarks that counts live heap bytes while [`COUNTING`] is
-//! on (off during timed runs, so it costs one relaxed load per allocation then).
+//! on (off during timed runs, so it costs one relaxed load per allocation then). It hands
+//! every request to jemalloc, the allocator of the `brevvakt` binary, so timed runs
+//! measure what the binary does (with the system allocator a replay was about a third
+//! slower).
 //! Included by the benches with `#[path = "support/counting.rs"] mod counting;`.
 
-use std::alloc::{GlobalAlloc, Layout, System};
+use std::alloc::{GlobalAlloc, Layout};
+
+use tikv_jemallocator::Jemalloc as System;
 use std::sync::atomic::{AtomicBool, AtomicIsize, Ordering};
 
 /// Counts live heap bytes while [`COUNTING`] is on.
