@@ -25,7 +25,7 @@ use std::sync::Arc;
 
 use brevvakt::alert::{Alert, Evidence, Rule, Severity, Status};
 use brevvakt::config::Settings;
-use brevvakt::detect::{Roles, Routed};
+use brevvakt::detect::{MailboxId, Roles, Routed};
 use brevvakt::event::{
     AccessResult, Action, Direction, Encryption, Event, EventBody, MailMessage, MailboxAccess, Mechanism, Protocol, SourcePos,
 };
@@ -97,9 +97,9 @@ fn day_items(n: usize) -> Vec<Item> {
     for i in 0..n {
         let mailbox = address(i);
         let seq = 3 * i as u64;
-        items.push(Item::Event { seq, routed: Routed { mailbox: mailbox.clone(), roster: None, roles: Roles::RECIPIENT, event: mail.clone() } });
-        items.push(Item::Event { seq: seq + 1, routed: Routed { mailbox: mailbox.clone(), roster: None, roles: Roles::READ, event: read.clone() } });
-        items.push(Item::Event { seq: seq + 2, routed: Routed { mailbox, roster: None, roles: Roles::RECIPIENT, event: mail.clone() } });
+        items.push(Item::Event { seq, routed: Routed { mailbox: MailboxId::Address(mailbox.clone()), roles: Roles::RECIPIENT, event: mail.clone() } });
+        items.push(Item::Event { seq: seq + 1, routed: Routed { mailbox: MailboxId::Address(mailbox.clone()), roles: Roles::READ, event: read.clone() } });
+        items.push(Item::Event { seq: seq + 2, routed: Routed { mailbox: MailboxId::Address(mailbox), roles: Roles::RECIPIENT, event: mail.clone() } });
     }
     items.push(Item::Close { seq: 3 * n as u64, through: day() });
     items
@@ -134,7 +134,7 @@ fn bench_shard(c: &mut Criterion) {
         }
         let read = read_at(next.and_hms_opt(8, 0, 0).expect("valid").and_utc(), 3);
         for i in 0..100_000 {
-            s.apply(Item::Event { seq: u64::MAX - 1, routed: Routed { mailbox: address(i), roster: None, roles: Roles::READ, event: read.clone() } }, &mut out);
+            s.apply(Item::Event { seq: u64::MAX - 1, routed: Routed { mailbox: MailboxId::Address(address(i)), roles: Roles::READ, event: read.clone() } }, &mut out);
         }
         s
     };
@@ -260,7 +260,7 @@ fn bytes_per_mailbox(n: usize) -> (f64, f64) {
     for i in 0..n {
         // The routed item is built and dropped while counting: only what the shard keeps
         // stays counted.
-        let routed = Routed { mailbox: address(i), roster: None, roles: Roles::READ, event: read.clone() };
+        let routed = Routed { mailbox: MailboxId::Address(address(i)), roles: Roles::READ, event: read.clone() };
         s.apply(Item::Event { seq: i as u64, routed }, &mut out);
     }
     let after = LIVE.load(Ordering::SeqCst);

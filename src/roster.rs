@@ -236,7 +236,12 @@ impl Roster {
 
     /// Mailboxes whose reads `user` may carry (owner, member, delegate on some day).
     pub fn readable_by(&self, user: &str) -> impl Iterator<Item = &RosterEntry> {
-        self.by_reader.get(user).into_iter().flatten().map(|&i| &self.entries[i])
+        self.readable_at(user).map(|(_, e)| e)
+    }
+
+    /// [`Roster::readable_by`], with each entry's position in [`Roster::entries`].
+    pub fn readable_at(&self, user: &str) -> impl Iterator<Item = (u32, &RosterEntry)> {
+        self.by_reader.get(user).into_iter().flatten().map(|&i| (i as u32, &self.entries[i]))
     }
 
     /// Every entry.

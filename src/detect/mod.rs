@@ -22,7 +22,7 @@ use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use crate::alert::{Alert, Evidence, Rule, Severity, Status};
 use crate::config::Settings;
 use crate::event::Event;
-use crate::roster::RosterEntry;
+use crate::roster::{Roster, RosterEntry};
 
 /// What an event means for the mailbox it was routed to (a bit set: one event can play
 /// several roles for the same mailbox).
@@ -56,16 +56,34 @@ impl Roles {
 /// An event routed to one mailbox.
 #[derive(Debug, Clone)]
 pub struct Routed {
-    /// The mailbox's primary address (the shard key).
-    pub mailbox: Box<str>,
-    /// Its position in the roster the router used, when it is on it: the shard finds the
-    /// mailbox's state by it without hashing and comparing the address (the roster changes
-    /// only at a stream position, for the router and the shards alike).
-    pub roster: Option<u32>,
+    /// The mailbox.
+    pub mailbox: MailboxId,
     /// What the event means for it.
     pub roles: Roles,
     /// The event (shared between the mailboxes it was routed to).
     pub event: Arc<Event>,
+}
+
+/// A mailbox as the router names it: by its position in the roster the router used when
+/// it is on it (the router's rule), so nothing is copied and the shard finds the mailbox's
+/// state without hashing and comparing its address; by its primary address otherwise.
+/// The roster changes only at a stream position, for the router and the shards alike.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MailboxId {
+    /// The primary address of this entry of the roster.
+    Roster(u32),
+    /// A mailbox that is not on the roster.
+    Address(Box<str>),
+}
+
+impl MailboxId {
+    /// The mailbox's primary address, read from `roster` (the roster the router used).
+    pub fn address<'a>(&'a self, roster: &'a Roster) -> &'a str {
+        match self {
+            MailboxId::Roster(p) => roster.entries().get(*p as usize).map_or("", |e| e.address.as_str()),
+            MailboxId::Address(a) => a,
+        }
+    }
 }
 
 /// Shared, read-only context of a shard.

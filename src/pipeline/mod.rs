@@ -836,11 +836,12 @@ impl<'a> Stage<'a> {
             self.check_close();
             self.router.route(&ev, &mut self.routed);
             for routed in self.routed.drain(..) {
-                if self.ownership.as_ref().is_some_and(|o| !o.owns(&routed.mailbox)) {
+                let mailbox = routed.mailbox.address(self.router.roster());
+                if self.ownership.as_ref().is_some_and(|o| !o.owns(mailbox)) {
                     self.summary.foreign += 1;
                     continue;
                 }
-                let shard = shard_of(&routed.mailbox, n);
+                let shard = shard_of(mailbox, n);
                 self.pending[shard].push(Item::Event { seq: self.seq, routed });
             }
         }

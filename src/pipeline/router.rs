@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::calendar::local_day;
 use crate::config::Settings;
-use crate::detect::{Roles, Routed};
+use crate::detect::{MailboxId, Roles, Routed};
 use crate::domains::InternalCache;
 use crate::event::{AccessResult, DelegationChange, Event, EventBody, ForwardingChange, GrantState, MailMessage, MailboxAccess, ProxyRequest};
 use crate::roster::Roster;
@@ -95,10 +95,15 @@ impl Router {
         }
     }
 
-    /// The mailbox of an address inside the organisation (its primary address and roster
-    /// position).
+    /// The mailbox of an address inside the organisation: its primary address, and its
+    /// roster position when it is on the roster.
     fn local<'a>(&'a self, address: &'a str) -> Option<(&'a str, Option<u32>)> {
         self.is_internal(address).then(|| self.roster.resolve(address))
+    }
+
+    /// The roster this router routes with (mailboxes named by roster position refer to it).
+    pub fn roster(&self) -> &Roster {
+        &self.roster
     }
 
     fn is_internal(&self, address: &str) -> bool {
@@ -150,8 +155,8 @@ impl Router {
             return;
         }
         let own = self.local(user).filter(|_| user.bytes().any(|b| b == b'@'));
-        let rostered = self.roster.readable_by(user).filter(|e| e.relation(user, day).is_some()).map(|e| (e.address.as_str(), None));
-        let granted = self.delegated_to.get(user).into_iter().flatten().map(|m| (m.as_str(), None));
+        let rostered = self.roster.readable_at(user).filter(|(_, e)| e.relation(user, day).is_some()).map(|(p, e)| (e.address.as_str(), Some(p)));
+        let granted = self.delegated_to.get(user).into_iter().flatten().map(|m| self.roster.resolve(m));
         for mb in own.into_iter().chain(rostered).chain(granted) {
             t.add(mb, Roles::READ);
         }
@@ -195,15 +200,21 @@ struct Targets<'o> {
 }
 
 impl Targets<'_> {
-    /// Adds a role for a mailbox (its address and roster position, if known), merging with
-    /// an existing copy.
+    /// Adds a role for a mailbox (its primary address, and its roster position when it is
+    /// on the roster: every path gives it then, so one mailbox has one [`MailboxId`]),
+    /// merging with an existing copy.
     fn add(&mut self, (mailbox, roster): (&str, Option<u32>), role: Roles) {
-        match self.out[self.start..].iter_mut().find(|r| *r.mailbox == *mailbox) {
-            Some(r) => {
-                r.roles.insert(role);
-                r.roster = r.roster.or(roster);
+        let same = |r: &&mut Routed| match (&r.mailbox, roster) {
+            (MailboxId::Roster(p), Some(q)) => *p == q,
+            (MailboxId::Address(a), None) => **a == *mailbox,
+            _ => false,
+        };
+        match self.out[self.start..].iter_mut().find(same) {
+            Some(r) => r.roles.insert(role),
+            None => {
+                let mailbox = roster.map_or_else(|| MailboxId::Address(mailbox.into()), MailboxId::Roster);
+                self.out.push(Routed { mailbox, roles: role, event: self.event.clone() });
             }
-            None => self.out.push(Routed { mailbox: mailbox.into(), roster, roles: role, event: self.event.clone() }),
         }
     }
 }

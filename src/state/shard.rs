@@ -28,7 +28,7 @@ use super::ownership::Ownership;
 use super::{shard_of, Item, Ordered};
 use crate::alert::Alert;
 use crate::config::Settings;
-use crate::detect::{Ctx, Detectors, Mailbox, MailboxState, Routed};
+use crate::detect::{Ctx, Detectors, Mailbox, MailboxId, MailboxState, Routed};
 use crate::roster::Roster;
 
 /// A shard of mailbox state.
@@ -240,17 +240,17 @@ impl Shard {
     }
 
     fn on_event(&mut self, r: &Routed) {
-        let found = match r.roster {
-            Some(position) => self.mailboxes.on_roster(position),
-            None => self.mailboxes.find(&r.mailbox),
+        let found = match &r.mailbox {
+            MailboxId::Roster(position) => self.mailboxes.on_roster(*position),
+            MailboxId::Address(address) => self.mailboxes.find(address),
         };
         let i = match found {
             Some(i) => i,
-            None => self.insert(r.mailbox.clone(), MailboxState::default()),
+            None => self.insert(r.mailbox.address(&self.roster).into(), MailboxState::default()),
         };
         let Some(mut ctx) = ctx(&self.settings, self.closed_through, self.first_day) else { return };
         // A mailbox still catching up has its days open from where it is judged to.
-        if let Some(c) = self.catch_up.get(&r.mailbox) {
+        if let Some(c) = self.catch_up.get(&*self.mailboxes.entries[i].address) {
             ctx.first_open_day = c.next;
         }
         let e = &mut self.mailboxes.entries[i];
@@ -618,7 +618,7 @@ mod tests {
         let access = MailboxAccess { mailbox: anna.into(), user: anna.into(), protocol: Protocol::Imap, result: AccessResult::Success };
         let time = day.and_hms_opt(11, 0, 0).unwrap().and_utc();
         let event = Event { time, source: SourcePos { name: "mail-events".into(), offset: 7, partition: Some(0) }, body: EventBody::Access(access) };
-        Routed { mailbox: anna.into(), roster: None, roles: crate::detect::Roles::READ, event: Arc::new(event) }
+        Routed { mailbox: MailboxId::Address(anna.into()), roles: crate::detect::Roles::READ, event: Arc::new(event) }
     }
 
     #[test]
