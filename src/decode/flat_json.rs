@@ -340,7 +340,7 @@ mod tests {
                             Value::UInt(n) => prop_assert_eq!(want.as_u64(), Some(n)),
                             Value::Bool(x) => prop_assert_eq!(want.as_bool(), Some(x)),
                             Value::Null => prop_assert!(want.is_null()),
-                            Value::Strs(s) => prop_assert_eq!(Some(s.iter().map(|x| serde_json::Value::from(x)).collect::<Vec<_>>()), want.as_array().cloned()),
+                            Value::Strs(s) => prop_assert_eq!(Some(s.iter().map(serde_json::Value::from).collect::<Vec<_>>()), want.as_array().cloned()),
                             Value::Other => {}
                         }
                     }
