@@ -13,7 +13,8 @@
 //! Diagnostics, to see where the time goes: serde_json into a flat struct of borrowed
 //! strings (the cheapest *typed* parse: no allocation, no normalisation — what a zero-copy
 //! decoder could at best reach with serde_json), brevvakt's reader stage alone
-//! (`sources::file::read_all`), its normalized decoder alone, and decode + watermark +
+//! (`sources::file::read_all`), its flat-JSON scanner alone (the normalized decoder's first
+//! pass, no event built), its normalized decoder alone, and decode + watermark +
 //! route (what the pipeline did on one thread before the decode pool), all on one thread.
 //!
 //! Every replay configuration runs in a child process of this binary, so each one gets a
@@ -104,6 +105,7 @@ fn main() {
     let floor_json = best(reps, || ignored_any(&data, &lines));
     let borrowed = best(reps, || borrowed_typed(&data, &lines));
     let reader = best(reps, || reader_stage(&path));
+    let scan = best(reps, || scan_only(&data, &lines));
     let decode = best(reps, || decode_only(&data, &lines));
     let route = best(reps, || decode_route(&data, &lines, &dir.path().join("roster.csv")));
 
@@ -132,6 +134,7 @@ fn main() {
     println!("── diagnostics (one thread) ─────────────────────────────────────────────────────────");
     row("serde_json, flat struct of borrowed strings", borrowed.as_secs_f64(), n_lines);
     row("brevvakt reader stage (read_all)", reader.as_secs_f64(), n_lines);
+    row("brevvakt flat-JSON scanner alone (no event)", scan.as_secs_f64(), n_lines);
     row("brevvakt normalized decoder", decode.as_secs_f64(), n_lines);
     row("decode + watermark + route (router thread)", route.as_secs_f64(), n_lines);
     println!("── replay (pipeline::replay, all threads) ───────────────────────────────────────────");
@@ -292,6 +295,20 @@ fn borrowed_typed(data: &[u8], lines: &[(usize, usize)]) -> u64 {
         }
     }
     ok
+}
+
+/// brevvakt's flat-JSON scanner alone: every member of every line found, no event built.
+fn scan_only(data: &[u8], lines: &[(usize, usize)]) -> u64 {
+    let mut members = 0;
+    for &(s, e) in lines {
+        let Ok(text) = std::str::from_utf8(&data[s..e]) else { continue };
+        let _ = brevvakt::decode::flat_json::scan(text, |key, value| {
+            black_box((key, value));
+            members += 1;
+            Some(())
+        });
+    }
+    members
 }
 
 /// brevvakt's reader (read, split into chunks) on its own thread, drained here.
