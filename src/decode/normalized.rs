@@ -16,7 +16,7 @@
 //! duplicate key, a value of the wrong kind, a missing member — goes to the general path
 //! (`serde_json` with the model's derived `Deserialize`), which alone produces error
 //! messages, so a record always gives the same event or the same error whichever path it
-//! took (unit tests, a property test and the `normalized_paths` fuzz target check this).
+//! took (unit tests, a property test and the `normalized` fuzz target check this).
 
 use std::borrow::Cow;
 
