@@ -111,12 +111,14 @@ impl Router {
     }
 
     fn message(&self, m: &MailMessage, t: &mut Targets) {
+        let mut forwarded_out = false;
         for r in &m.recipients {
-            if let Some(mb) = self.local(r).filter(|_| r.bytes().any(|b| b == b'@')) {
-                t.add(mb, Roles::RECIPIENT);
+            match self.local(r) {
+                Some(mb) if r.bytes().any(|b| b == b'@') => t.add(mb, Roles::RECIPIENT),
+                Some(_) => {}
+                None => forwarded_out = true,
             }
         }
-        let forwarded_out = m.recipients.iter().any(|r| !self.is_internal(r));
         if let Some(orig) = m.original_recipient.as_deref().filter(|_| forwarded_out) {
             if let Some(mb) = self.local(orig) {
                 t.add(mb, Roles::RECIPIENT);
