@@ -210,11 +210,6 @@ impl Roster {
         Ok(Roster::new(entries))
     }
 
-    /// The position in [`Roster::entries`] of the entry for an address or alias.
-    pub fn index_of(&self, address: &str) -> Option<usize> {
-        self.by_address.get(address).copied()
-    }
-
     /// The entry for an address or alias.
     pub fn get(&self, address: &str) -> Option<&RosterEntry> {
         self.by_address.get(address).map(|&i| &self.entries[i])

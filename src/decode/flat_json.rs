@@ -33,6 +33,16 @@ pub enum Value<'a> {
     Other,
 }
 
+impl<'a> Value<'a> {
+    /// The string, if the value is one.
+    pub fn as_str(self) -> Option<&'a str> {
+        match self {
+            Value::Str(s) => Some(s),
+            _ => None,
+        }
+    }
+}
+
 /// An array of strings without escapes, already checked: its text from `[` to `]`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Strs<'a>(&'a str);

@@ -165,10 +165,7 @@ impl<'a> Fields<'a> {
 
     /// A required string.
     fn string(&mut self, slot: usize) -> Option<&'a str> {
-        match self.take(slot)? {
-            Value::Str(s) => Some(s),
-            _ => None,
-        }
+        self.take(slot)?.as_str()
     }
 
     /// An optional member: absent or `null` is `Some(None)`, any other value goes to `read`.
@@ -180,7 +177,7 @@ impl<'a> Fields<'a> {
     }
 
     fn opt_string(&mut self, slot: usize) -> Option<Option<String>> {
-        self.opt(slot, |v| if let Value::Str(s) = v { Some(s.to_owned()) } else { None })
+        self.opt(slot, |v| v.as_str().map(str::to_owned))
     }
 
     /// `addr::one`: required and not empty once normalised.
@@ -190,7 +187,7 @@ impl<'a> Fields<'a> {
 
     /// `addr::opt`: absent, `null` or empty once normalised are none.
     fn opt_address(&mut self, slot: usize) -> Option<Option<String>> {
-        let a = self.opt(slot, |v| if let Value::Str(s) = v { Some(addr::normalize(s)) } else { None })?;
+        let a = self.opt(slot, |v| v.as_str().map(addr::normalize))?;
         Some(a.filter(|a| !a.is_empty()))
     }
 

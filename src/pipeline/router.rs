@@ -145,7 +145,7 @@ impl Router {
             return;
         }
         if let Some(mb) = self.local(&a.mailbox) {
-            if self.may_read(mb.0, &a.user, day) {
+            if self.may_read(mb, &a.user, day) {
                 t.add(mb, Roles::READ);
             }
         }
@@ -168,9 +168,9 @@ impl Router {
         self.settings.config.reading.webmail.iter().any(|w| w.host.eq_ignore_ascii_case(&p.host) && p.path.starts_with(&w.path_prefix))
     }
 
-    /// Whether `user` may read `mailbox` on `day`.
-    fn may_read(&self, mailbox: &str, user: &str, day: NaiveDate) -> bool {
-        let by_roster = match self.roster.get(mailbox) {
+    /// Whether `user` may read `mailbox` (as [`Router::local`] resolved it) on `day`.
+    fn may_read(&self, (mailbox, position): (&str, Option<u32>), user: &str, day: NaiveDate) -> bool {
+        let by_roster = match position.and_then(|p| self.roster.entries().get(p as usize)) {
             Some(e) => e.relation(user, day).is_some(),
             None => user == mailbox,
         };
