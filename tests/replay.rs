@@ -314,3 +314,26 @@ fn the_roster_is_reloaded_on_sighup_and_on_change() {
         .collect();
     assert_eq!(anna, BTreeSet::from(["2026-03-02".to_string(), "2026-03-03".to_string()]), "anna, added by the reload, is held to the duty");
 }
+
+#[test]
+fn files_one_after_the_other_in_time_give_the_alerts_of_one_file_without_until() {
+    // Each file ends before the next begins: the watermark must go on through the second
+    // (no --until here, which would close the days at the end whatever the watermark did).
+    let dir = tempfile::tempdir().unwrap();
+    let whole = std::fs::read(sample_plain(dir.path())).unwrap();
+    let half = whole.iter().enumerate().filter(|(_, &b)| b == b'\n').map(|(i, _)| i + 1).nth(whole.iter().filter(|&&b| b == b'\n').count() / 2).unwrap();
+    let (first, second) = (dir.path().join("1.jsonl"), dir.path().join("2.jsonl"));
+    std::fs::write(&first, &whole[..half]).unwrap();
+    std::fs::write(&second, &whole[half..]).unwrap();
+    let ids = |inputs: &[&Path]| -> BTreeSet<String> {
+        let dead = dir.path().join("dead.jsonl");
+        let mut args = vec!["replay", "--quiet", "--roster", ROSTER, "--dead-letter", dead.to_str().unwrap()];
+        args.extend(inputs.iter().map(|p| p.to_str().unwrap()));
+        let out = brevvakt(&args);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        alerts(&String::from_utf8(out.stdout).unwrap()).iter().map(|a| a["id"].as_str().unwrap().to_string()).collect()
+    };
+    let one = ids(&[&dir.path().join("week.jsonl")]);
+    assert!(one.len() > 30);
+    assert_eq!(ids(&[&first, &second]), one);
+}

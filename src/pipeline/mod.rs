@@ -736,7 +736,12 @@ impl<'a> Stage<'a> {
             return wm;
         }
         let wm = match self.watermark_inputs.values().next() {
-            Some(&shared) if self.live.is_none() => shared,
+            Some(&shared) if self.live.is_none() => {
+                // An input that ended alone may have released the shared clock (files one
+                // after the other in time): the next one takes it up again.
+                self.watermark.activate(shared);
+                shared
+            }
             _ => self.watermark.add_input(),
         };
         self.watermark_inputs.insert(input, wm);
