@@ -592,10 +592,8 @@ impl Settings {
     /// `input.files` as (format, path) with relative paths resolved against the config
     /// file's directory.
     pub fn input_files(&self) -> Vec<(crate::decode::Format, String)> {
-        let resolve = |p: &str| match Path::new(p).is_absolute() {
-            true => p.to_owned(),
-            false => self.base_dir.join(p).display().to_string(),
-        };
+        // `join` keeps an absolute path as it is.
+        let resolve = |p: &str| self.base_dir.join(p).display().to_string();
         let format = |f: &InputFile| f.format.as_deref().and_then(crate::decode::Format::from_name).unwrap_or(self.config.input.format);
         self.config.input.files.iter().map(|f| (format(f), resolve(&f.path))).collect()
     }

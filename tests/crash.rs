@@ -12,7 +12,7 @@ mod support;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
 use support::kafka::*;
@@ -25,41 +25,8 @@ const SEED: u64 = 0x6b69_6c6c;
 /// Records a run killed by checkpoint coverage covers beyond where it started, at least.
 const MIN_PROGRESS: u64 = 300;
 
-/// The alerts (id → body) and dead-lettered raw records of a `brevvakt replay` of the
-/// stream in `dir/events.jsonl`.
-fn file_replay(dir: &Path) -> (BTreeSet<String>, BTreeSet<Vec<u8>>) {
-    let (alerts, dead) = (dir.join("replay-alerts.jsonl"), dir.join("replay-dead.jsonl"));
-    let out = Command::new(BIN)
-        .args(["replay", "--quiet", "--until", UNTIL, "--workers", "2", "--roster"])
-        .arg(dir.join("roster.csv"))
-        .arg("--out")
-        .arg(&alerts)
-        .arg("--dead-letter")
-        .arg(&dead)
-        .arg(dir.join("events.jsonl"))
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "replay failed: {}", String::from_utf8_lossy(&out.stderr));
-    let ids = read(&alerts).lines().map(|l| json(l.as_bytes())["id"].as_str().unwrap().to_string()).collect();
-    (ids, read(&dead).lines().map(|l| raw_bytes(&json(l.as_bytes()))).collect())
-}
-
 fn json(bytes: &[u8]) -> serde_json::Value {
     serde_json::from_slice(bytes).unwrap()
-}
-
-/// The original bytes of a dead letter of the file sink.
-fn raw_bytes(letter: &serde_json::Value) -> Vec<u8> {
-    use base64::Engine;
-    match letter["raw"].as_str() {
-        Some(raw) => raw.as_bytes().to_vec(),
-        None => base64::engine::general_purpose::STANDARD.decode(letter["raw_base64"].as_str().unwrap()).unwrap(),
-    }
-}
-
-/// Records covered by the newest checkpoint of every input partition.
-fn covered(state: &Path) -> u64 {
-    (0..3).filter_map(|p| brevvakt::state::checkpoint::load_partition(state, p).ok().flatten()).map(|c| c.inputs.iter().map(|i| i.lines).sum::<u64>()).sum()
 }
 
 /// A small deterministic pseudo-random sequence (xorshift), so a failing kill point can be
@@ -195,7 +162,7 @@ fn a_kafka_run_killed_at_ten_points_and_restarted_loses_no_alert_and_dead_letter
     let dir = tempfile::tempdir().unwrap();
     let dir = dir.path();
     let (broker, lines, cfg) = setup(dir);
-    let (want, want_dead) = file_replay(dir);
+    let (want, want_dead) = replay(dir);
     assert!(want.len() >= 10 && !want_dead.is_empty(), "the stream raises alerts ({}) and has malformed records ({})", want.len(), want_dead.len());
     let state = dir.join("state");
 

@@ -304,3 +304,42 @@ static SERIAL: Mutex<()> = Mutex::new(());
 pub fn serial() -> MutexGuard<'static, ()> {
     SERIAL.lock().unwrap_or_else(|e| e.into_inner())
 }
+
+/// Alert ids and dead-lettered raw records of `brevvakt replay` over the same stream.
+pub fn replay(dir: &Path) -> (BTreeSet<String>, BTreeSet<Vec<u8>>) {
+    replay_with(dir, "replay", &[dir.join("events.jsonl").to_str().unwrap()])
+}
+
+/// Alert ids and dead-lettered raw records of `brevvakt replay ARGS` (outputs named `tag`).
+pub fn replay_with(dir: &Path, tag: &str, args: &[&str]) -> (BTreeSet<String>, BTreeSet<Vec<u8>>) {
+    let (alerts, dead) = (dir.join(format!("{tag}-alerts.jsonl")), dir.join(format!("{tag}-dead.jsonl")));
+    let out = Command::new(BIN)
+        .args(["replay", "--quiet", "--until", UNTIL, "--workers", "2"])
+        .arg("--roster").arg(dir.join("roster.csv"))
+        .arg("--out").arg(&alerts)
+        .arg("--dead-letter").arg(&dead)
+        .args(args)
+        .env("BREVVAKT_TEST_CLIENT_ID", "brevvakt-test")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "replay {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    let ids = std::fs::read_to_string(alerts).unwrap().lines().map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["id"].as_str().unwrap().to_string()).collect();
+    use base64::Engine;
+    let dead = std::fs::read_to_string(dead)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| {
+            let v = serde_json::from_str::<serde_json::Value>(l).unwrap();
+            match v["raw"].as_str() {
+                Some(raw) => raw.as_bytes().to_vec(),
+                None => base64::engine::general_purpose::STANDARD.decode(v["raw_base64"].as_str().unwrap()).unwrap(),
+            }
+        })
+        .collect();
+    (ids, dead)
+}
+
+/// Records covered by the newest checkpoint of every partition in the state directory.
+pub fn covered(state: &Path) -> u64 {
+    (0..3).filter_map(|p| brevvakt::state::checkpoint::load_partition(state, p).ok().flatten()).map(|c| c.inputs.iter().map(|p| p.lines).sum::<u64>()).sum()
+}
