@@ -51,7 +51,9 @@ pub fn decode_lines(format: Format, data: &[u8]) {
             check(Err(u.error), &[]);
         }
     }
+    let handed_over = held.len();
     assert_eq!(decoder.finish(&mut held), Ok(()), "what was held is handed over once");
+    assert_eq!(held.len(), handed_over, "what was held is handed over once");
 }
 
 /// A decoded record's events are within the supported years; a rejected one says why.
