@@ -9,8 +9,9 @@
 //! Guarantee: it accepts only text that is a valid JSON object with nothing but whitespace
 //! after it, so whatever it accepts `serde_json` accepts too. It refuses (returns `None`)
 //! whenever it is in doubt: a string with an escape sequence (its value would not be a
-//! slice of the line), nesting deeper than [`MAX_DEPTH`], an integer above `u64`, and any
-//! syntax error. A refused line goes to the general `serde_json` path, which alone writes
+//! slice of the line), nesting deeper than [`MAX_DEPTH`], an integer above `u64`, another
+//! number beyond ±1e300 (serde_json refuses those that overflow `f64`), and any syntax
+//! error. A refused line goes to the general `serde_json` path, which alone writes
 //! error messages.
 
 /// How deep [`Value::Other`] members may nest (`serde_json` allows 128).
@@ -217,8 +218,17 @@ fn container(b: &[u8], i: usize, close: u8, element: impl Fn(&[u8], usize) -> Op
     }
 }
 
-/// A JSON number: `-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?`.
-fn number(b: &[u8], mut i: usize) -> Option<usize> {
+/// A JSON number: `-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?`, whose magnitude stays
+/// well inside `f64` (serde_json refuses a number that overflows it, `1e400`; near the
+/// limit its rounding and Rust's could differ, so anything above 1e300 is refused too).
+fn number(b: &[u8], start: usize) -> Option<usize> {
+    let end = number_syntax(b, start)?;
+    let value: f64 = std::str::from_utf8(&b[start..end]).ok()?.parse().ok()?;
+    (value.abs() <= 1e300).then_some(end)
+}
+
+/// The end of a number's text (its syntax only).
+fn number_syntax(b: &[u8], mut i: usize) -> Option<usize> {
     let digits = |i: usize| b.get(i..).map_or(0, |r| r.iter().take_while(|c| c.is_ascii_digit()).count());
     if b.get(i) == Some(&b'-') {
         i += 1;
@@ -289,6 +299,8 @@ mod tests {
             r#"{"a":1.}"#,
             r#"{"a":-}"#,
             r#"{"a":99999999999999999999}"#,
+            r#"{"a":[2602e314112310332779]}"#,
+            r#"{"a":-1e400}"#,
             r#"{"a":1,}"#,
             r#"{"a":[1,]}"#,
             r#"{"a":1} x"#,
