@@ -18,7 +18,10 @@
 //!   messages) goes into the order queue as it is.
 //! - A **decoder** decodes the whole chunk with a fresh decoder of the input's format and
 //!   answers [`SourceMsg::Decoded`]: the chunk and, per line, the events and the result,
-//!   exactly what the stage's own call of the decoder would have given.
+//!   exactly what the stage's own call of the decoder would have given. Given a
+//!   [`Routing`], it also routes each event with a [`Resolver`] (the part of routing that
+//!   needs no state) while the event is still in its core's cache; the stage's router
+//!   completes those copies, or routes the event itself when the roster changed since.
 //! - The **sequencer** takes the order queue front to back, waiting for each reply, so the
 //!   stage sees the reader's order: sequence numbers, watermarks, alerts and checkpoints
 //!   are the same as without the pool.
@@ -30,16 +33,49 @@
 
 use std::collections::BTreeMap;
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::{self, JoinHandle};
 use std::time::Instant;
 
 use super::{DecodeError, DecodeOptions, Format};
+use crate::config::Settings;
+use crate::detect::Routed;
 use crate::event::Event;
+use crate::pipeline::router::Resolver;
+use crate::roster::Roster;
 use crate::sources::{Chunk, SourceMsg};
 
 /// Messages between the reader and the stage that may be in the pool at once.
 pub const IN_FLIGHT: usize = 8;
+
+/// What the decoders route with: the configuration, and the roster the stage routes with
+/// now (the stage replaces it when it reloads the roster).
+#[derive(Clone)]
+pub struct Routing {
+    settings: Arc<Settings>,
+    roster: Arc<Mutex<Arc<Roster>>>,
+}
+
+impl Routing {
+    /// Routing over `settings` and `roster`.
+    pub fn new(settings: Arc<Settings>, roster: Arc<Roster>) -> Self {
+        Routing { settings, roster: Arc::new(Mutex::new(roster)) }
+    }
+
+    /// The decoders route with `roster` from their next chunk on.
+    pub fn set_roster(&self, roster: Arc<Roster>) {
+        *self.roster.lock().unwrap_or_else(PoisonError::into_inner) = roster;
+    }
+
+    /// A resolver over the current roster: `cached` while its roster is still current.
+    fn resolver<'a>(&self, cached: &'a mut Option<Resolver>) -> &'a Resolver {
+        let roster = self.roster.lock().unwrap_or_else(PoisonError::into_inner).clone();
+        if !cached.as_ref().is_some_and(|r| Arc::ptr_eq(r.roster(), &roster)) {
+            *cached = None;
+        }
+        cached.get_or_insert_with(|| Resolver::new(self.settings.clone(), roster))
+    }
+}
 
 /// A chunk's decoded lines, taken by the stage line by line.
 #[derive(Debug)]
@@ -48,31 +84,55 @@ pub struct Decoded {
     pub arrived: Instant,
     /// Shared already here, so the stage only moves pointers.
     events: std::vec::IntoIter<Arc<Event>>,
-    lines: std::vec::IntoIter<(usize, Result<(), DecodeError>)>,
+    /// The events' copies routed by a [`Resolver`], in the events' order.
+    routes: std::vec::IntoIter<Routed>,
+    /// Per line: how many events, how many routed copies, and the result.
+    lines: std::vec::IntoIter<(usize, usize, Result<(), DecodeError>)>,
+    /// The roster the copies were routed with; `None` when they were not routed.
+    routed_with: Option<Arc<Roster>>,
 }
 
 impl Decoded {
-    /// Decodes every line of `chunk` with `format` (cut lines are left to the stage).
-    fn of(chunk: &Chunk, format: Format, opts: &DecodeOptions, arrived: Instant) -> Decoded {
+    /// Decodes every line of `chunk` with `format` (cut lines are left to the stage), and
+    /// routes the events with `resolver` if given.
+    fn of(chunk: &Chunk, format: Format, opts: &DecodeOptions, arrived: Instant, resolver: Option<&Resolver>) -> Decoded {
         let mut decoder = format.decoder(opts);
         let (mut events, mut lines) = (Vec::with_capacity(chunk.lines.len()), Vec::with_capacity(chunk.lines.len()));
+        let mut routes = Vec::with_capacity(if resolver.is_some() { chunk.lines.len() * 2 } else { 0 });
         let mut line_events = Vec::new();
         for (i, line) in chunk.lines.iter().enumerate() {
             let result = match line.cut_from {
                 Some(_) => Ok(()),
                 None => decoder.decode(&chunk.data[line.start..line.end], &chunk.pos(i), &mut line_events),
             };
-            lines.push((line_events.len(), result));
-            events.extend(line_events.drain(..).map(Arc::new));
+            let routed = routes.len();
+            lines.push((line_events.len(), 0, result));
+            for ev in line_events.drain(..).map(Arc::new) {
+                if let Some(r) = resolver {
+                    r.route(&ev, &mut routes);
+                }
+                events.push(ev);
+            }
+            if let Some(l) = lines.last_mut() {
+                l.1 = routes.len() - routed;
+            }
         }
-        Decoded { arrived, events: events.into_iter(), lines: lines.into_iter() }
+        let routed_with = resolver.map(|r| r.roster().clone());
+        Decoded { arrived, events: events.into_iter(), routes: routes.into_iter(), lines: lines.into_iter(), routed_with }
     }
 
-    /// The next line: its events appended to `out`, and its result.
-    pub fn next_line(&mut self, out: &mut Vec<Arc<Event>>) -> Result<(), DecodeError> {
-        let (count, result) = self.lines.next().unwrap_or((0, Ok(())));
+    /// The next line: its events appended to `out` and their routed copies to `routes`,
+    /// and its result.
+    pub fn next_line(&mut self, out: &mut Vec<Arc<Event>>, routes: &mut Vec<Routed>) -> Result<(), DecodeError> {
+        let (count, routed, result) = self.lines.next().unwrap_or((0, 0, Ok(())));
         out.extend(self.events.by_ref().take(count));
+        routes.extend(self.routes.by_ref().take(routed));
         result
+    }
+
+    /// The roster the events' copies were routed with, if they were.
+    pub fn routed_with(&self) -> Option<&Arc<Roster>> {
+        self.routed_with.as_ref()
     }
 }
 
@@ -90,15 +150,15 @@ enum Slot {
 /// Runs the pool with `threads` decoders (at least one) between `rx` and the returned
 /// receiver. `formats` are the formats of inputs known at start (files), `default` the
 /// format of the others until an [`SourceMsg::Opened`] names theirs.
-pub fn spawn(rx: Receiver<SourceMsg>, formats: BTreeMap<usize, Format>, default: Format, opts: &DecodeOptions, threads: usize) -> std::io::Result<(Receiver<SourceMsg>, Vec<JoinHandle<()>>)> {
+pub fn spawn(rx: Receiver<SourceMsg>, formats: BTreeMap<usize, Format>, default: Format, opts: &DecodeOptions, threads: usize, routing: Option<Routing>) -> std::io::Result<(Receiver<SourceMsg>, Vec<JoinHandle<()>>)> {
     let (order_tx, order_rx) = sync_channel::<Slot>(IN_FLIGHT);
     let (out_tx, out_rx) = sync_channel::<SourceMsg>(1);
     let mut handles = Vec::new();
     let mut workers = Vec::new();
     for i in 0..threads.max(1) {
         let (tx, work_rx) = sync_channel::<Work>(1);
-        let opts = opts.clone();
-        handles.push(thread::Builder::new().name(format!("decode-{i}")).spawn(move || decode_loop(&work_rx, &opts))?);
+        let (opts, routing) = (opts.clone(), routing.clone());
+        handles.push(thread::Builder::new().name(format!("decode-{i}")).spawn(move || decode_loop(&work_rx, &opts, routing.as_ref()))?);
         workers.push(tx);
     }
     let dispatcher = Dispatcher { formats, default, workers, next: 0, order: order_tx };
@@ -107,9 +167,11 @@ pub fn spawn(rx: Receiver<SourceMsg>, formats: BTreeMap<usize, Format>, default:
     Ok((out_rx, handles))
 }
 
-fn decode_loop(work: &Receiver<Work>, opts: &DecodeOptions) {
+fn decode_loop(work: &Receiver<Work>, opts: &DecodeOptions, routing: Option<&Routing>) {
+    let mut resolver = None;
     for (chunk, format, arrived, reply) in work {
-        let decoded = Decoded::of(&chunk, format, opts, arrived);
+        let resolver = routing.map(|r| r.resolver(&mut resolver));
+        let decoded = Decoded::of(&chunk, format, opts, arrived, resolver);
         // The sequencer may have gone (the stage stopped): nothing left to do then.
         let _ = reply.send(SourceMsg::Decoded(chunk, decoded));
     }
@@ -198,7 +260,7 @@ mod tests {
     #[test]
     fn chunks_decoded_on_several_threads_reach_the_stage_in_reader_order() {
         let (tx, rx) = sync_channel(2);
-        let (out, handles) = spawn(rx, BTreeMap::new(), Format::Normalized, &DecodeOptions::default(), 4).unwrap();
+        let (out, handles) = spawn(rx, BTreeMap::new(), Format::Normalized, &DecodeOptions::default(), 4, None).unwrap();
         let feeder = thread::spawn(move || {
             for n in 0..200u64 {
                 let good = access((n % 60) as u32);
@@ -215,11 +277,11 @@ mod tests {
                 SourceMsg::Decoded(c, mut d) => {
                     assert_eq!(c.first_line, next_line, "chunks stay in order");
                     next_line += 2;
-                    let mut events = Vec::new();
-                    assert!(d.next_line(&mut events).is_ok());
+                    let (mut events, mut routes) = (Vec::new(), Vec::new());
+                    assert!(d.next_line(&mut events, &mut routes).is_ok());
                     assert_eq!(events.len(), 1);
                     assert_eq!(events[0].source.offset, c.first_line, "the event carries its own line");
-                    assert!(d.next_line(&mut events).is_err(), "the bad line keeps its error");
+                    assert!(d.next_line(&mut events, &mut routes).is_err(), "the bad line keeps its error");
                     assert_eq!(events.len(), 1);
                 }
                 SourceMsg::Tick => ticks += 1,
@@ -232,13 +294,42 @@ mod tests {
         assert_eq!((next_line, ticks, ended), (401, 4, true));
     }
 
+    /// With routing, the events' copies come routed with the roster current when the chunk
+    /// was decoded; a roster reload reaches the decoders from their next chunk on, and the
+    /// stage can tell which roster routed a chunk (it routes again when it is not its own).
+    #[test]
+    fn decoders_route_with_the_roster_the_stage_last_set() {
+        let entry = crate::roster::RosterEntry { address: "anna@exempel.se".into(), ..Default::default() };
+        let (old, new) = (Arc::new(Roster::new(vec![entry.clone()])), Arc::new(Roster::new(vec![entry])));
+        let routing = Routing::new(Arc::new(Settings::default_settings()), old.clone());
+        let (tx, rx) = sync_channel(1);
+        let (out, _handles) = spawn(rx, BTreeMap::new(), Format::Normalized, &DecodeOptions::default(), 2, Some(routing.clone())).unwrap();
+        let mut next = |first_line| {
+            tx.send(SourceMsg::Chunk(chunk(0, first_line, &[&access(1)]))).unwrap();
+            match out.recv().unwrap() {
+                SourceMsg::Decoded(_, mut d) => {
+                    let (mut events, mut routes) = (Vec::new(), Vec::new());
+                    d.next_line(&mut events, &mut routes).unwrap();
+                    assert_eq!(routes.len(), 1, "anna's own read is routed to her mailbox");
+                    assert!(Arc::ptr_eq(&routes[0].event, &events[0]));
+                    d.routed_with().cloned().unwrap()
+                }
+                other => panic!("unexpected {other:?}"),
+            }
+        };
+        assert!(Arc::ptr_eq(&next(1), &old));
+        routing.set_roster(new.clone());
+        assert!(Arc::ptr_eq(&next(2), &new));
+        assert!(Arc::ptr_eq(&next(3), &new));
+    }
+
     /// A format that keeps state between lines (a tracking log's `#Fields:` header) is
     /// left to the stage's one decoder per input, in order.
     #[test]
     fn chunks_of_stateful_formats_pass_through_undecoded() {
         let (tx, rx) = sync_channel(2);
         let formats = BTreeMap::from([(1, Format::ExchangeTracking)]);
-        let (out, _handles) = spawn(rx, formats, Format::Normalized, &DecodeOptions::default(), 2).unwrap();
+        let (out, _handles) = spawn(rx, formats, Format::Normalized, &DecodeOptions::default(), 2, None).unwrap();
         tx.send(SourceMsg::Chunk(chunk(1, 1, &["#Fields: date-time,event-id"]))).unwrap();
         tx.send(SourceMsg::Opened { input: 2, name: "t/0".into(), format: Format::Syslog }).unwrap();
         tx.send(SourceMsg::Chunk(chunk(2, 1, &["<22>Jun 15 08:00:00 mx postfix/smtp[1]: x"]))).unwrap();
@@ -260,7 +351,7 @@ mod tests {
     #[test]
     fn the_stage_hanging_up_stops_the_pool() {
         let (tx, rx) = sync_channel(1);
-        let (out, handles) = spawn(rx, BTreeMap::new(), Format::Normalized, &DecodeOptions::default(), 2).unwrap();
+        let (out, handles) = spawn(rx, BTreeMap::new(), Format::Normalized, &DecodeOptions::default(), 2, None).unwrap();
         drop(out);
         let mut sent = 0;
         while tx.send(SourceMsg::Chunk(chunk(0, 1, &[&access(1)]))).is_ok() {

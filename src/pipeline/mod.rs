@@ -74,7 +74,7 @@ use crate::roster::Roster;
 use crate::sinks::dead_letter::DeadLetters;
 use crate::sinks::{AlertSink, DeadLetterSink};
 use crate::decode::pool::{self, Decoded};
-use crate::detect::MailboxState;
+use crate::detect::{MailboxState, Routed};
 use crate::sources::file::{read_merged, FileInput, Input};
 use crate::sources::kafka::KafkaSource;
 use crate::sources::kafka_replay::KafkaReplay;
@@ -261,9 +261,11 @@ pub fn run(settings: Arc<Settings>, roster: Arc<Roster>, source: Source, sink: B
     }
     drop(res_tx);
     let default_format = settings.config.input.format;
-    let (decoded_rx, decoders) = pool::spawn(raw_rx, formats.clone(), default_format, &settings.decode_options(), settings.decode_threads())?;
+    let routing = pool::Routing::new(settings.clone(), roster.clone());
+    let (decoded_rx, decoders) = pool::spawn(raw_rx, formats.clone(), default_format, &settings.decode_options(), settings.decode_threads(), Some(routing.clone()))?;
     let mut stage = Stage::new(settings.clone(), roster, worker_txs, dead, &opts, names, live);
     stage.formats = formats;
+    stage.routing = Some(routing);
     let routed = stage.run(decoded_rx, opts.until);
     let mut summary = stage.finish();
     let mailboxes: usize = workers.into_iter().map(|w| w.join().unwrap_or(0)).sum();
@@ -457,7 +459,13 @@ struct Stage<'a> {
     /// The events of the line at hand (the decoder's own output, before it is shared).
     decoded: Vec<Event>,
     events: Vec<Arc<Event>>,
-    routed: Vec<crate::detect::Routed>,
+    /// The copies of the line's events that the decode pool routed (see `pool::Routing`).
+    prerouted: Vec<Routed>,
+    /// Whether `prerouted` was routed with the router's roster (else the router routes).
+    prerouted_valid: bool,
+    routed: Vec<Routed>,
+    /// The decode pool's routing, told of roster reloads.
+    routing: Option<pool::Routing>,
     checkpoints: bool,
     /// Whether the workers export their shards at a snapshot (a state directory is set).
     export: bool,
@@ -513,7 +521,10 @@ impl<'a> Stage<'a> {
             progress: opts.progress.clone(),
             decoded: Vec::new(),
             events: Vec::new(),
+            prerouted: Vec::new(),
+            prerouted_valid: false,
             routed: Vec::new(),
+            routing: None,
             checkpoints: opts.state_dir.is_some() || live.is_some(),
             export: opts.state_dir.is_some(),
             live,
@@ -594,6 +605,9 @@ impl<'a> Stage<'a> {
         let Some(roster) = self.reloader.as_mut().and_then(crate::roster::Reloader::poll) else { return };
         let roster = Arc::new(roster);
         self.router.set_roster(roster.clone());
+        if let Some(r) = &self.routing {
+            r.set_roster(roster.clone());
+        }
         for p in &mut self.pending {
             p.push(Item::Roster(roster.clone()));
         }
@@ -756,14 +770,15 @@ impl<'a> Stage<'a> {
         };
         let wm_input = self.watermark_input(c.input);
         self.note_arrival(c, wm_input, pre.as_ref().map_or_else(Instant::now, |d| d.arrived));
+        self.prerouted_valid = pre.as_ref().and_then(Decoded::routed_with).is_some_and(|r| Arc::ptr_eq(r, self.router.roster()));
         let covered = self.positions.get(c.input).map_or(0, |p| p.lines);
         for (i, line) in c.lines.iter().enumerate() {
             let number = c.first_line + i as u64;
             let pos = c.pos(i);
             let raw = &c.data[line.start..line.end];
-            let decoded = &mut self.decoded;
+            let (decoded, prerouted) = (&mut self.decoded, &mut self.prerouted);
             let mut decode = |events: &mut Vec<Arc<Event>>| match (&mut pre, &mut decoder) {
-                (Some(pre), _) => pre.next_line(events),
+                (Some(pre), _) => pre.next_line(events, prerouted),
                 (None, Some(d)) => {
                     let result = d.decode(raw, &pos, decoded);
                     events.extend(decoded.drain(..).map(Arc::new));
@@ -775,6 +790,7 @@ impl<'a> Stage<'a> {
                 // Covered by the checkpoint: rebuild the decoder's state only.
                 let _ = decode(&mut self.events);
                 self.events.clear();
+                self.prerouted.clear();
                 continue;
             }
             let result = match line.cut_from {
@@ -832,30 +848,52 @@ impl<'a> Stage<'a> {
 
     fn dispatch_events(&mut self, wm_input: usize, partition: Option<i32>) -> Result<()> {
         let n = self.workers.len();
-        for ev in std::mem::take(&mut self.events) {
+        let mut events = std::mem::take(&mut self.events);
+        for ev in &events {
             self.summary.events[ev.body.type_index()] += 1;
             if self.watermark.observe(wm_input, ev.time) {
                 self.summary.late += 1;
             }
             self.check_catch_up(partition, ev.time);
             self.check_close();
-            self.router.route(&ev, &mut self.routed);
+            self.route(ev);
             for routed in self.routed.drain(..) {
-                let mailbox = routed.mailbox.address(self.router.roster());
-                if self.ownership.as_ref().is_some_and(|o| !o.owns(mailbox)) {
+                // The address is read only when it decides something (its roster entry is
+                // likely not in this core's cache).
+                let mailbox = || routed.mailbox.address(self.router.roster());
+                if self.ownership.as_ref().is_some_and(|o| !o.owns(mailbox())) {
                     self.summary.foreign += 1;
                     continue;
                 }
-                let shard = shard_of(mailbox, n);
+                let shard = if n > 1 { shard_of(mailbox(), n) } else { 0 };
                 self.pending[shard].push(Item::Event { seq: self.seq, routed });
             }
         }
+        // The buffers go back empty: their capacity serves the next line.
+        events.clear();
+        self.events = events;
+        self.prerouted.clear();
         self.in_batch += 1;
         self.since_checkpoint += 1;
         if self.in_batch >= self.settings.config.pipeline.batch_size {
             self.flush(self.checkpoint_due())?;
         }
         Ok(())
+    }
+
+    /// Routes one event of the line at hand into `self.routed` (empty): completes the
+    /// copies the decode pool routed, or routes it here.
+    fn route(&mut self, ev: &Arc<Event>) {
+        if !self.prerouted_valid {
+            return self.router.route(ev, &mut self.routed);
+        }
+        let own = self.prerouted.iter().take_while(|r| Arc::ptr_eq(&r.event, ev)).count();
+        if own == self.prerouted.len() {
+            std::mem::swap(&mut self.routed, &mut self.prerouted);
+        } else {
+            self.routed.extend(self.prerouted.drain(..own));
+        }
+        self.router.complete(ev, 0, &mut self.routed);
     }
 
     fn checkpoint_due(&self) -> bool {
@@ -913,7 +951,9 @@ impl<'a> Stage<'a> {
         let (sent, mut arrivals) = (Instant::now(), self.arrivals.take_for_batch());
         for (tx, items) in self.workers.iter().zip(self.pending.iter_mut()) {
             let timing = Timing { sent, arrivals: std::mem::take(&mut arrivals) };
-            let batch = Batch { no: self.batch_no, items: std::mem::take(items), snapshot: snapshot.clone(), timing };
+            // The next batch starts with room for as many items (no regrowing by doubling).
+            let items = std::mem::replace(items, Vec::with_capacity(items.len()));
+            let batch = Batch { no: self.batch_no, items, snapshot: snapshot.clone(), timing };
             tx.send(batch).map_err(|_| anyhow!("a shard worker stopped (see errors above)"))?;
         }
         self.batch_no += 1;

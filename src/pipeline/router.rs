@@ -1,7 +1,12 @@
 //! The router: decides which mailboxes an event concerns and what it means for each.
 //!
-//! Runs on one thread, in stream order, so its own small state — delegations granted and
-//! removed by `mailbox.delegation` events — evolves deterministically. Guarantees:
+//! Two parts. The [`Resolver`] needs nothing but the configuration and the roster, so it
+//! runs wherever the event is decoded (the decode pool's threads, while the event's strings
+//! are still in that core's cache). The [`Router`] runs on one thread, in stream order, so
+//! its own small state — delegations granted and removed by `mailbox.delegation` events —
+//! evolves deterministically; it completes what the resolver routed with what depends on
+//! that state ([`Router::complete`]), or routes the whole event itself ([`Router::route`]).
+//! Both ways give the same copies. Guarantees:
 //! - addresses are resolved to the mailbox's primary address (roster aliases);
 //! - only mailboxes inside the organisation are routed to;
 //! - a read counts (`READ`) only when the accessing user is the owner, a delegate (roster,
@@ -42,56 +47,35 @@ fn reverse(state: &RouterState) -> HashMap<String, BTreeSet<String>> {
     delegated_to
 }
 
-/// Routes events to mailboxes.
-pub struct Router {
+/// The stateless part of routing: resolves an event's addresses to mailboxes inside the
+/// organisation and the roles that follow from the event and the roster alone.
+pub struct Resolver {
     settings: Arc<Settings>,
     roster: Arc<Roster>,
-    state: RouterState,
-    /// The reverse of `state.delegates`: user → mailboxes.
-    delegated_to: HashMap<String, BTreeSet<String>>,
-    /// Inside-or-outside answers by domain (a cache: `route` takes `&self` in its parts).
+    /// Inside-or-outside answers by domain (a cache: routing takes `&self` in its parts).
     domains: RefCell<InternalCache>,
 }
 
-impl Router {
-    /// A router over the configuration and roster, continuing from `state`.
-    pub fn new(settings: Arc<Settings>, roster: Arc<Roster>, state: RouterState) -> Self {
-        let delegated_to = reverse(&state);
-        Router { settings, roster, state, delegated_to, domains: RefCell::default() }
+impl Resolver {
+    /// A resolver over the configuration and roster.
+    pub fn new(settings: Arc<Settings>, roster: Arc<Roster>) -> Self {
+        Resolver { settings, roster, domains: RefCell::default() }
     }
 
-    /// Takes on the delegations of a partition taken over (they replace what is known of
-    /// its mailboxes).
-    pub fn take_over(&mut self, state: &RouterState) {
-        self.state.delegates.extend(state.delegates.iter().map(|(m, u)| (m.clone(), u.clone())));
-        self.delegated_to = reverse(&self.state);
+    /// The roster this resolver routes with (mailboxes named by roster position refer to it).
+    pub fn roster(&self) -> &Arc<Roster> {
+        &self.roster
     }
 
-    /// Keeps only the delegations of mailboxes for which `keep` is true (partitions given up).
-    pub fn retain(&mut self, keep: impl Fn(&str) -> bool) {
-        self.state.delegates.retain(|m, _| keep(m));
-        self.delegated_to = reverse(&self.state);
-    }
-
-    /// Uses a reloaded roster from the next event on.
-    pub fn set_roster(&mut self, roster: Arc<Roster>) {
-        self.roster = roster;
-    }
-
-    /// The state to checkpoint.
-    pub fn state(&self) -> &RouterState {
-        &self.state
-    }
-
-    /// Appends the routed copies of `ev` to `out`.
-    pub fn route(&mut self, ev: &Arc<Event>, out: &mut Vec<Routed>) {
+    /// Appends the copies of `ev` that need no router state to `out`.
+    pub fn route(&self, ev: &Arc<Event>, out: &mut Vec<Routed>) {
         let mut t = Targets { start: out.len(), out, event: ev };
         match &ev.body {
             EventBody::Message(m) => self.message(m, &mut t),
             EventBody::Forwarding(f) => self.forwarding(f, &mut t),
             EventBody::Access(a) => self.access(a, local_day(ev.time), &mut t),
             EventBody::Proxy(p) => self.proxy(p, local_day(ev.time), &mut t),
-            EventBody::Delegation(d) => self.delegation(d),
+            EventBody::Delegation(_) => {}
         }
     }
 
@@ -99,11 +83,6 @@ impl Router {
     /// roster position when it is on the roster.
     fn local<'a>(&'a self, address: &'a str) -> Option<(&'a str, Option<u32>)> {
         self.is_internal(address).then(|| self.roster.resolve(address))
-    }
-
-    /// The roster this router routes with (mailboxes named by roster position refer to it).
-    pub fn roster(&self) -> &Roster {
-        &self.roster
     }
 
     fn is_internal(&self, address: &str) -> bool {
@@ -140,45 +119,130 @@ impl Router {
         }
     }
 
+    /// A successful access by someone the roster entitles (owner, roster delegate, member).
     fn access(&self, a: &MailboxAccess, day: NaiveDate, t: &mut Targets) {
         if a.result != AccessResult::Success {
             return;
         }
         if let Some(mb) = self.local(&a.mailbox) {
-            if self.may_read(mb, &a.user, day) {
+            if self.roster_may_read(mb, &a.user, day) {
                 t.add(mb, Roles::READ);
             }
         }
     }
 
+    /// Webmail use: a read of the user's own mailbox and of those the roster lets them read.
     fn proxy(&self, p: &ProxyRequest, day: NaiveDate, t: &mut Targets) {
-        let Some(user) = p.user.as_deref() else { return };
-        if p.status >= 400 || !self.is_webmail(p) {
-            return;
-        }
+        let Some(user) = self.webmail_user(p) else { return };
         let own = self.local(user).filter(|_| user.bytes().any(|b| b == b'@'));
         let rostered = self.roster.readable_at(user).filter(|(_, e)| e.relation(user, day).is_some()).map(|(p, e)| (e.address.as_str(), Some(p)));
-        let granted = self.delegated_to.get(user).into_iter().flatten().map(|m| self.roster.resolve(m));
-        for mb in own.into_iter().chain(rostered).chain(granted) {
+        for mb in own.into_iter().chain(rostered) {
             t.add(mb, Roles::READ);
         }
     }
 
-    fn is_webmail(&self, p: &ProxyRequest) -> bool {
-        self.settings.config.reading.webmail.iter().any(|w| w.host.eq_ignore_ascii_case(&p.host) && p.path.starts_with(&w.path_prefix))
+    /// The user of a successful webmail request.
+    fn webmail_user<'e>(&self, p: &'e ProxyRequest) -> Option<&'e str> {
+        let webmail = self.settings.config.reading.webmail.iter().any(|w| w.host.eq_ignore_ascii_case(&p.host) && p.path.starts_with(&w.path_prefix));
+        p.user.as_deref().filter(|_| p.status < 400 && webmail)
     }
 
-    /// Whether `user` may read `mailbox` (as [`Router::local`] resolved it) on `day`.
-    fn may_read(&self, (mailbox, position): (&str, Option<u32>), user: &str, day: NaiveDate) -> bool {
-        let by_roster = match position.and_then(|p| self.roster.entries().get(p as usize)) {
+    /// Whether the roster lets `user` read `mailbox` (as [`Resolver::local`] resolved it) on `day`.
+    fn roster_may_read(&self, (mailbox, position): (&str, Option<u32>), user: &str, day: NaiveDate) -> bool {
+        match position.and_then(|p| self.roster.entries().get(p as usize)) {
             Some(e) => e.relation(user, day).is_some(),
             None => user == mailbox,
-        };
-        by_roster || self.state.delegates.get(mailbox).is_some_and(|d| d.contains(user))
+        }
+    }
+}
+
+/// Routes events to mailboxes, in stream order.
+pub struct Router {
+    resolver: Resolver,
+    state: RouterState,
+    /// The reverse of `state.delegates`: user → mailboxes.
+    delegated_to: HashMap<String, BTreeSet<String>>,
+}
+
+impl Router {
+    /// A router over the configuration and roster, continuing from `state`.
+    pub fn new(settings: Arc<Settings>, roster: Arc<Roster>, state: RouterState) -> Self {
+        let delegated_to = reverse(&state);
+        Router { resolver: Resolver::new(settings, roster), state, delegated_to }
+    }
+
+    /// Takes on the delegations of a partition taken over (they replace what is known of
+    /// its mailboxes).
+    pub fn take_over(&mut self, state: &RouterState) {
+        self.state.delegates.extend(state.delegates.iter().map(|(m, u)| (m.clone(), u.clone())));
+        self.delegated_to = reverse(&self.state);
+    }
+
+    /// Keeps only the delegations of mailboxes for which `keep` is true (partitions given up).
+    pub fn retain(&mut self, keep: impl Fn(&str) -> bool) {
+        self.state.delegates.retain(|m, _| keep(m));
+        self.delegated_to = reverse(&self.state);
+    }
+
+    /// Uses a reloaded roster from the next event on.
+    pub fn set_roster(&mut self, roster: Arc<Roster>) {
+        self.resolver = Resolver::new(self.resolver.settings.clone(), roster);
+    }
+
+    /// The state to checkpoint.
+    pub fn state(&self) -> &RouterState {
+        &self.state
+    }
+
+    /// The roster this router routes with (mailboxes named by roster position refer to it).
+    pub fn roster(&self) -> &Arc<Roster> {
+        self.resolver.roster()
+    }
+
+    /// Appends the routed copies of `ev` to `out`.
+    pub fn route(&mut self, ev: &Arc<Event>, out: &mut Vec<Routed>) {
+        let start = out.len();
+        self.resolver.route(ev, out);
+        self.complete(ev, start, out);
+    }
+
+    /// Completes the copies of `ev` that a [`Resolver`] over this router's roster put in
+    /// `out` from `start` on: adds what depends on delegations granted by events, and
+    /// applies a delegation change.
+    pub fn complete(&mut self, ev: &Arc<Event>, start: usize, out: &mut Vec<Routed>) {
+        let mut t = Targets { start, out, event: ev };
+        match &ev.body {
+            EventBody::Access(a) => self.delegate_access(a, &mut t),
+            EventBody::Proxy(p) => self.delegate_proxy(p, &mut t),
+            EventBody::Delegation(d) => self.delegation(d),
+            EventBody::Message(_) | EventBody::Forwarding(_) => {}
+        }
+    }
+
+    /// A successful access by a delegate that an event granted (when the roster alone
+    /// did not make it a read).
+    fn delegate_access(&self, a: &MailboxAccess, t: &mut Targets) {
+        let read_already = t.out.len() > t.start;
+        if a.result != AccessResult::Success || self.state.delegates.is_empty() || read_already {
+            return;
+        }
+        if let Some(mb) = self.resolver.local(&a.mailbox) {
+            if self.state.delegates.get(mb.0).is_some_and(|d| d.contains(&a.user)) {
+                t.add(mb, Roles::READ);
+            }
+        }
+    }
+
+    /// Webmail use by a delegate that an event granted: a read of each delegated mailbox.
+    fn delegate_proxy(&self, p: &ProxyRequest, t: &mut Targets) {
+        let Some(granted) = self.resolver.webmail_user(p).and_then(|u| self.delegated_to.get(u)) else { return };
+        for m in granted {
+            t.add(self.resolver.roster.resolve(m), Roles::READ);
+        }
     }
 
     fn delegation(&mut self, d: &DelegationChange) {
-        let mailbox = self.roster.canonical(&d.mailbox).to_string();
+        let mailbox = self.resolver.roster.canonical(&d.mailbox).to_string();
         match d.state {
             GrantState::Granted => {
                 self.state.delegates.entry(mailbox.clone()).or_default().insert(d.delegate.clone());
@@ -218,5 +282,67 @@ impl Targets<'_> {
                 self.out.push(Routed { mailbox, roles: role, event: self.event.clone() });
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::decode::{DecodeOptions, Format};
+    use crate::event::SourcePos;
+    use crate::roster::RosterEntry;
+
+    const ANNA: &str = "anna@exempel.se";
+    const BO: &str = "bo@exempel.se";
+
+    fn events(lines: &[String]) -> Vec<Arc<Event>> {
+        let mut decoder = Format::Normalized.decoder(&DecodeOptions::default());
+        let mut out = Vec::new();
+        for (i, l) in lines.iter().enumerate() {
+            decoder.decode(l.as_bytes(), &SourcePos::line("t".into(), i as u64 + 1), &mut out).unwrap();
+        }
+        out.into_iter().map(Arc::new).collect()
+    }
+
+    fn delegation(state: &str) -> String {
+        format!(r#"{{"type":"mailbox.delegation","time":"2026-03-02T08:00:00+01:00","mailbox":"{ANNA}","delegate":"{BO}","state":"{state}"}}"#)
+    }
+
+    fn access(user: &str) -> String {
+        format!(r#"{{"type":"mailbox.access","time":"2026-03-02T09:00:00+01:00","mailbox":"{ANNA}","user":"{user}","protocol":"owa","result":"success"}}"#)
+    }
+
+    fn webmail(user: &str) -> String {
+        format!(r#"{{"type":"proxy.request","time":"2026-03-02T09:30:00+01:00","user":"{user}","host":"webmail.exempel.se","path":"/owa/","method":"GET","status":200}}"#)
+    }
+
+    /// Reads of anna's mailbox routed to it, and the mailboxes bo's webmail use reads.
+    fn reads(copies: &[Routed], roster: &Roster) -> Vec<String> {
+        copies.iter().filter(|r| r.roles.has(Roles::READ)).map(|r| r.mailbox.address(roster).to_string()).collect()
+    }
+
+    /// The decode pool routes with a resolver and the stage's router completes the copies;
+    /// a delegate granted by an event reads anna's mailbox (through IMAP and webmail) until
+    /// the grant is removed. Both ways must give the same copies, event by event.
+    #[test]
+    fn a_delegate_granted_by_an_event_reads_the_same_whether_the_pool_or_the_router_routes() {
+        let settings = Arc::new(Settings::default_settings());
+        let entry = |a: &str| RosterEntry { address: a.into(), owners: vec![a.into()], ..RosterEntry::default() };
+        let roster = Arc::new(Roster::new(vec![entry(ANNA), entry(BO)]));
+        let lines = [access(BO), delegation("granted"), access(BO), webmail(BO), access(ANNA), delegation("removed"), access(BO), webmail(BO)];
+        let (mut whole, mut completing) = (Router::new(settings.clone(), roster.clone(), RouterState::default()), Router::new(settings.clone(), roster.clone(), RouterState::default()));
+        let resolver = Resolver::new(settings, roster.clone());
+        let mut seen = Vec::new();
+        for ev in events(&lines) {
+            let (mut a, mut b) = (Vec::new(), Vec::new());
+            whole.route(&ev, &mut a);
+            resolver.route(&ev, &mut b);
+            completing.complete(&ev, 0, &mut b);
+            let key = |c: &[Routed]| c.iter().map(|r| (r.mailbox.clone(), r.roles)).collect::<Vec<_>>();
+            assert_eq!(key(&a), key(&b), "{:?}", ev.body);
+            seen.push(reads(&a, &roster));
+        }
+        let (none, anna, both, bo) = (Vec::<String>::new(), vec![ANNA.to_string()], vec![BO.to_string(), ANNA.to_string()], vec![BO.to_string()]);
+        assert_eq!(seen, [none.clone(), none.clone(), anna.clone(), both, anna, none.clone(), none, bo]);
     }
 }
