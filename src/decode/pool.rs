@@ -304,7 +304,7 @@ mod tests {
         let routing = Routing::new(Arc::new(Settings::default_settings()), old.clone());
         let (tx, rx) = sync_channel(1);
         let (out, _handles) = spawn(rx, BTreeMap::new(), Format::Normalized, &DecodeOptions::default(), 2, Some(routing.clone())).unwrap();
-        let mut next = |first_line| {
+        let next = |first_line| {
             tx.send(SourceMsg::Chunk(chunk(0, first_line, &[&access(1)]))).unwrap();
             match out.recv().unwrap() {
                 SourceMsg::Decoded(_, mut d) => {
