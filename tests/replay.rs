@@ -177,6 +177,26 @@ fn an_overlong_line_is_dead_lettered_and_the_stream_goes_on() {
     assert_eq!(dead["full_length"], huge.len());
 }
 
+/// Lines cut at the length limit amid others of the same chunk (the decode pool leaves them
+/// undecoded): every record after them is still processed, the last of the chunk too.
+#[test]
+fn overlong_lines_amid_a_chunk_lose_none_of_the_records_after_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("small-lines.toml");
+    let default = std::fs::read_to_string("deploy/brevvakt.default.toml").unwrap();
+    std::fs::write(&config, default.replace("max_line_bytes = 1048576", "max_line_bytes = 1000")).unwrap();
+    let forwarding = |n: usize| format!(r#"{{"type":"mailbox.forwarding","time":"2026-06-15T09:{n:02}:00+02:00","mailbox":"anna@exempel.se","mechanism":"inbox_rule","rule":"r{n}","targets":["anna{n}@gmail.com"],"state":"enabled"}}"#);
+    let huge = format!("{{\"type\":\"mail.message\",\"pad\":\"{}\"}}", "x".repeat(3000));
+    let lines = [forwarding(1), huge.clone(), forwarding(2), forwarding(3), huge, forwarding(4)];
+    let input = dir.path().join("cut.jsonl");
+    std::fs::write(&input, lines.join("\n") + "\n").unwrap();
+    let (stdout, stderr) = replay(dir.path(), &["--config", config.to_str().unwrap()], &[input.to_str().unwrap()]);
+    let rules: BTreeSet<String> = alerts(&stdout).iter().filter(|a| a["rule"] == "external_forwarding").map(|a| a["evidence"]["rule_name"].as_str().unwrap_or_default().to_string()).collect();
+    assert!(stderr.contains("mailbox.forwarding         4"), "{stderr}");
+    assert!(stderr.contains("too_long                   2"), "{stderr}");
+    assert_eq!(rules.len(), 4, "one alert per forwarding rule: {rules:?}");
+}
+
 #[test]
 fn alerts_can_be_written_as_ocsf_detection_findings() {
     let dir = tempfile::tempdir().unwrap();

@@ -92,33 +92,59 @@ pub struct Decoded {
     routed_with: Option<Arc<Roster>>,
 }
 
+/// A [`Decoded`] being built line by line.
+#[derive(Debug, Default)]
+pub struct DecodedLines {
+    events: Vec<Arc<Event>>,
+    routes: Vec<Routed>,
+    lines: Vec<(usize, usize, Result<(), DecodeError>)>,
+}
+
+impl DecodedLines {
+    /// Room for about `lines` lines.
+    pub fn with_capacity(lines: usize) -> Self {
+        DecodedLines { events: Vec::with_capacity(lines), routes: Vec::new(), lines: Vec::with_capacity(lines) }
+    }
+
+    /// Adds the next line: its events (routed with `resolver` if given) and its result.
+    pub fn push_line(&mut self, events: impl IntoIterator<Item = Event>, result: Result<(), DecodeError>, resolver: Option<&Resolver>) {
+        let (first_event, first_route) = (self.events.len(), self.routes.len());
+        for ev in events.into_iter().map(Arc::new) {
+            if let Some(r) = resolver {
+                r.route(&ev, &mut self.routes);
+            }
+            self.events.push(ev);
+        }
+        self.lines.push((self.events.len() - first_event, self.routes.len() - first_route, result));
+    }
+
+    /// Whether no line was added.
+    pub fn is_empty(&self) -> bool {
+        self.lines.is_empty()
+    }
+
+    /// The lines, for the stage; `routed_with` names the roster of the resolver used.
+    pub fn done(self, arrived: Instant, routed_with: Option<Arc<Roster>>) -> Decoded {
+        Decoded { arrived, events: self.events.into_iter(), routes: self.routes.into_iter(), lines: self.lines.into_iter(), routed_with }
+    }
+}
+
 impl Decoded {
     /// Decodes every line of `chunk` with `format` (cut lines are left to the stage), and
     /// routes the events with `resolver` if given.
     fn of(chunk: &Chunk, format: Format, opts: &DecodeOptions, arrived: Instant, resolver: Option<&Resolver>) -> Decoded {
         let mut decoder = format.decoder(opts);
-        let (mut events, mut lines) = (Vec::with_capacity(chunk.lines.len()), Vec::with_capacity(chunk.lines.len()));
-        let mut routes = Vec::with_capacity(if resolver.is_some() { chunk.lines.len() * 2 } else { 0 });
-        let mut line_events = Vec::new();
+        let mut out = DecodedLines::with_capacity(chunk.lines.len());
+        out.routes.reserve(if resolver.is_some() { chunk.lines.len() * 2 } else { 0 });
+        let mut events = Vec::new();
         for (i, line) in chunk.lines.iter().enumerate() {
             let result = match line.cut_from {
                 Some(_) => Ok(()),
-                None => decoder.decode(&chunk.data[line.start..line.end], &chunk.pos(i), &mut line_events),
+                None => decoder.decode(&chunk.data[line.start..line.end], &chunk.pos(i), &mut events),
             };
-            let routed = routes.len();
-            lines.push((line_events.len(), 0, result));
-            for ev in line_events.drain(..).map(Arc::new) {
-                if let Some(r) = resolver {
-                    r.route(&ev, &mut routes);
-                }
-                events.push(ev);
-            }
-            if let Some(l) = lines.last_mut() {
-                l.1 = routes.len() - routed;
-            }
+            out.push_line(events.drain(..), result, resolver);
         }
-        let routed_with = resolver.map(|r| r.roster().clone());
-        Decoded { arrived, events: events.into_iter(), routes: routes.into_iter(), lines: lines.into_iter(), routed_with }
+        out.done(arrived, resolver.map(|r| r.roster().clone()))
     }
 
     /// The next line: its events appended to `out` and their routed copies to `routes`,

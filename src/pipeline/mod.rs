@@ -777,8 +777,11 @@ impl<'a> Stage<'a> {
             let pos = c.pos(i);
             let raw = &c.data[line.start..line.end];
             let (decoded, prerouted) = (&mut self.decoded, &mut self.prerouted);
+            // Every line is taken from the pool's lines, a cut one too (the pool left it
+            // undecoded): they stay in step with the chunk's.
             let mut decode = |events: &mut Vec<Arc<Event>>| match (&mut pre, &mut decoder) {
                 (Some(pre), _) => pre.next_line(events, prerouted),
+                (None, Some(_)) if line.cut_from.is_some() => Ok(()),
                 (None, Some(d)) => {
                     let result = d.decode(raw, &pos, decoded);
                     events.extend(decoded.drain(..).map(Arc::new));
@@ -793,9 +796,10 @@ impl<'a> Stage<'a> {
                 self.prerouted.clear();
                 continue;
             }
+            let decoded = decode(&mut self.events);
             let result = match line.cut_from {
                 Some(len) => Err(DecodeError::new(ErrorReason::TooLong, format!("record of {len} bytes exceeds input.max_line_bytes"))),
-                None => decode(&mut self.events),
+                None => decoded,
             };
             self.record(&pos, raw, line.cut_from, result)?;
             self.dispatch_events(wm_input, c.partition)?;
