@@ -564,25 +564,7 @@ impl<'a> Stage<'a> {
                 r.metrics().set_sources_connected(true);
             }
             self.reload_roster();
-            match msg {
-                SourceMsg::Chunk(c) => self.chunk(&c, None)?,
-                SourceMsg::Decoded(c, d) => self.chunk(&c, Some(d))?,
-                SourceMsg::End { input, error } => self.end_input(input, error)?,
-                SourceMsg::Opened { input, name, format } => self.open_input(input, name, format),
-                SourceMsg::Tick => {
-                    self.deactivate_idle();
-                    if self.since_checkpoint > 0 && self.checkpoint_due() {
-                        self.flush(true)?;
-                    }
-                }
-                SourceMsg::Barrier(id) => {
-                    self.barrier = Some(id);
-                    self.flush(true)?;
-                }
-                SourceMsg::Drained => self.drained = true,
-                SourceMsg::Owned(own) => self.own(own),
-                SourceMsg::Restore(cp) => self.restore(*cp),
-            }
+            self.handle(msg)?;
         }
         if let Some(t) = until.filter(|_| self.live.is_none() || self.drained) {
             // Restored partitions that delivered nothing since: their days after the
@@ -596,6 +578,31 @@ impl<'a> Stage<'a> {
         }
         self.flush(self.checkpoints)?;
         self.workers.clear();
+        Ok(())
+    }
+
+    /// Handles one message of the source (through the decode pool).
+    fn handle(&mut self, msg: SourceMsg) -> Result<()> {
+        match msg {
+            SourceMsg::Chunk(c) => self.chunk(&c, None)?,
+            SourceMsg::Decoded(c, d) => self.chunk(&c, Some(d))?,
+            SourceMsg::End { input, error } => self.end_input(input, error)?,
+            SourceMsg::Opened { input, name, format } => self.open_input(input, name, format),
+            SourceMsg::Tick => {
+                self.deactivate_idle();
+                if self.since_checkpoint > 0 && self.checkpoint_due() {
+                    self.flush(true)?;
+                }
+            }
+            SourceMsg::Barrier(id) => {
+                self.barrier = Some(id);
+                self.flush(true)?;
+            }
+            SourceMsg::Drained => self.drained = true,
+            SourceMsg::Owned(own) => self.own(own),
+            SourceMsg::Restore(cp) => self.restore(*cp),
+            SourceMsg::Batch(msgs) => msgs.into_iter().try_for_each(|m| self.handle(m))?,
+        }
         Ok(())
     }
 

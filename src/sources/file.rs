@@ -19,10 +19,15 @@
 //!   chunks over a bounded channel (backpressure, bounded memory: one pending line per open
 //!   input plus the chunk being filled).
 //!
+//! - Lines of a stateless format ([`Format::stateless`]) that the merge decoded to learn
+//!   their times are handed over decoded ([`SourceMsg::Decoded`]), so they are decoded once.
+//!   Formats that keep state between lines are decoded again downstream, by the stage's
+//!   one decoder per input, which also hands over what it holds when the input ends.
+//!
 //! Not guaranteed: order across inputs beyond what their times say — a record far out of
 //! order within its file (a clock jump) holds the rest of that file back until the other
 //! inputs reach its time. With a single input, and for the last input left open once no
-//! other waits, nothing is decoded on this thread.
+//! other waits, nothing is decoded on this thread (the decode pool decodes those lines).
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap};
@@ -36,7 +41,8 @@ use anyhow::{bail, Context, Result};
 use chrono::{DateTime, Utc};
 
 use super::{Chunk, Line, SourceMsg};
-use crate::decode::{DecodeOptions, Decoder, Format};
+use crate::decode::pool::DecodedLines;
+use crate::decode::{DecodeError, DecodeOptions, Decoder, Format};
 use crate::event::{Event, SourcePos};
 
 /// One input to read.
@@ -247,7 +253,9 @@ pub fn read_merged(inputs: &[FileInput], done: &[bool], tx: &SyncSender<SourceMs
     }
     let mut merge = Merge::new(inputs, tx, max_line, chunk_bytes, opts);
     merge.schedule(&todo);
-    merge.run();
+    if merge.run() {
+        merge.flush();
+    }
 }
 
 /// Order of a head line in the merge: its time (`None`: before any record of its input
@@ -266,8 +274,13 @@ struct Merge<'a> {
     /// The open inputs by the key of their next line (each open input is in it once).
     heads: BinaryHeap<Key>,
     open: BTreeMap<usize, Cursor>,
-    /// Lines taken from one input and not sent yet.
-    out: Option<Chunk>,
+    /// Lines taken from one input and not sent yet, with their events when they are
+    /// handed over decoded.
+    out: Option<(Chunk, Option<DecodedLines>)>,
+    /// Messages not sent yet (runs of lines and ends), and the bytes of their lines: they
+    /// go as one [`SourceMsg::Batch`] once they hold about a chunk's bytes.
+    batch: Vec<SourceMsg>,
+    batch_bytes: usize,
     /// Bytes consumed by inputs already finished (progress).
     consumed_before: u64,
 }
@@ -284,6 +297,10 @@ struct Cursor {
     line: u64,
     /// The time of the head, else of the last line before it that had one.
     time: Option<DateTime<Utc>>,
+    /// Whether the input's lines are handed over decoded (a stateless format).
+    hand_decoded: bool,
+    /// The head's events and result, when it was decoded and is handed over decoded.
+    decoded: Option<(Vec<Event>, Result<(), DecodeError>)>,
     events: Vec<Event>,
 }
 
@@ -298,28 +315,37 @@ impl Cursor {
             name,
             line: 0,
             time: None,
+            hand_decoded: input.format.stateless(),
+            decoded: None,
             events: Vec::new(),
         })
     }
 
-    /// Reads the next line as the head and, when `timed`, learns its time; `Ok(false)` at
-    /// end of input.
+    /// Reads the next line as the head and, when `timed`, learns its time (keeping its
+    /// events when they are handed over decoded); `Ok(false)` at end of input.
     fn advance(&mut self, timed: bool) -> io::Result<bool> {
         self.head.data.clear();
         self.head.lines.clear();
+        self.decoded = None;
         if !self.splitter.next_line(&mut self.reader, &mut self.head)? {
             return Ok(false);
         }
         self.line += 1;
+        if !timed {
+            return Ok(true);
+        }
         let l = self.head.lines[0];
-        // A cut line is never decoded downstream either: it has no time.
-        if timed && l.cut_from.is_none() {
-            let pos = SourcePos::line(self.name.clone(), self.line);
-            let _ = self.decoder.decode(&self.head.data[l.start..l.end], &pos, &mut self.events);
-            if let Some(e) = self.events.first() {
-                self.time = Some(e.time);
-            }
-            self.events.clear();
+        // A cut line is never decoded downstream either: it has no time and no events.
+        let result = match l.cut_from {
+            Some(_) => Ok(()),
+            None => self.decoder.decode(&self.head.data[l.start..l.end], &SourcePos::line(self.name.clone(), self.line), &mut self.events),
+        };
+        if let Some(e) = self.events.first() {
+            self.time = Some(e.time);
+        }
+        match self.hand_decoded {
+            true => self.decoded = Some((std::mem::take(&mut self.events), result)),
+            false => self.events.clear(),
         }
         Ok(true)
     }
@@ -327,7 +353,7 @@ impl Cursor {
 
 impl<'a> Merge<'a> {
     fn new(inputs: &'a [FileInput], tx: &'a SyncSender<SourceMsg>, max_line: usize, chunk_bytes: usize, opts: &'a DecodeOptions) -> Self {
-        Merge { inputs, tx, max_line, chunk_bytes, opts, waiting: Vec::new(), heads: BinaryHeap::new(), open: BTreeMap::new(), out: None, consumed_before: 0 }
+        Merge { inputs, tx, max_line, chunk_bytes, opts, waiting: Vec::new(), heads: BinaryHeap::new(), open: BTreeMap::new(), out: None, batch: Vec::new(), batch_bytes: 0, consumed_before: 0 }
     }
 
     /// Lines the inputs up by the time of their first record; those whose first time is
@@ -343,14 +369,15 @@ impl<'a> Merge<'a> {
         self.waiting.sort_by(|a, b| b.cmp(a));
     }
 
-    fn run(&mut self) {
+    /// Merges until every input is done; false when the receiver went away.
+    fn run(&mut self) -> bool {
         loop {
             if !self.open_due() {
-                return;
+                return false;
             }
-            let Some(Reverse((_, idx))) = self.heads.pop() else { break };
+            let Some(Reverse((_, idx))) = self.heads.pop() else { return true };
             if !self.take(idx) {
-                return;
+                return false;
             }
         }
     }
@@ -395,15 +422,20 @@ impl<'a> Merge<'a> {
     /// Hands over the head of input `idx` and reads its next line; false when the receiver
     /// went away.
     fn take(&mut self, idx: usize) -> bool {
-        if self.out.as_ref().is_some_and(|c| c.input != idx) && !self.send_out() {
+        let decoded = self.open.get(&idx).is_some_and(|c| c.decoded.is_some());
+        // A chunk is handed over decoded or not as a whole.
+        if self.out.as_ref().is_some_and(|(c, d)| c.input != idx || d.is_some() != decoded) && !self.send_out() {
             return false;
         }
         let Some(cursor) = self.open.get_mut(&idx) else { return true };
-        let out = self.out.get_or_insert_with(|| new_chunk(idx, &cursor.name, cursor.line));
+        let (out, lines) = self.out.get_or_insert_with(|| (new_chunk(idx, &cursor.name, cursor.line), decoded.then(DecodedLines::default)));
         let l = cursor.head.lines[0];
         let start = out.data.len();
         out.data.extend_from_slice(&cursor.head.data[l.start..l.end]);
         out.lines.push(Line { start, end: out.data.len(), cut_from: l.cut_from });
+        if let (Some(lines), Some((events, result))) = (lines, cursor.decoded.take()) {
+            lines.push_line(events, result, None);
+        }
         let full = out.data.len() >= self.chunk_bytes;
         // The last input left: its times decide nothing any more.
         let last = self.waiting.is_empty() && self.heads.is_empty();
@@ -424,7 +456,7 @@ impl<'a> Merge<'a> {
 
     /// Input `idx` is done: its pending lines go out, then its end.
     fn close(&mut self, idx: usize, error: Option<String>) -> bool {
-        if self.out.as_ref().is_some_and(|c| c.input == idx) && !self.send_out() {
+        if self.out.as_ref().is_some_and(|(c, _)| c.input == idx) && !self.send_out() {
             return false;
         }
         if let Some(c) = self.open.remove(&idx) {
@@ -434,14 +466,42 @@ impl<'a> Merge<'a> {
     }
 
     fn end(&mut self, input: usize, error: Option<String>) -> bool {
-        self.tx.send(SourceMsg::End { input, error }).is_ok()
+        self.emit(SourceMsg::End { input, error }, 0)
+    }
+
+    /// Adds a message to the batch and sends the batch once it holds a chunk's bytes;
+    /// false when the receiver went away.
+    fn emit(&mut self, msg: SourceMsg, bytes: usize) -> bool {
+        self.batch.push(msg);
+        self.batch_bytes += bytes;
+        self.batch_bytes < self.chunk_bytes || self.flush()
+    }
+
+    /// Sends what the batch holds (a lone message as it is); false when the receiver went
+    /// away.
+    fn flush(&mut self) -> bool {
+        self.batch_bytes = 0;
+        let msg = match self.batch.len() {
+            0 => return true,
+            1 => self.batch.remove(0),
+            _ => SourceMsg::Batch(std::mem::take(&mut self.batch)),
+        };
+        self.tx.send(msg).is_ok()
     }
 
     /// Sends the lines taken so far; false when the receiver went away.
     fn send_out(&mut self) -> bool {
-        let Some(mut chunk) = self.out.take() else { return true };
+        let Some((mut chunk, lines)) = self.out.take() else { return true };
         chunk.bytes_read = self.consumed_before + self.open.values().map(|c| c.splitter.consumed).sum::<u64>();
-        chunk.lines.is_empty() || self.tx.send(SourceMsg::Chunk(chunk)).is_ok()
+        if chunk.lines.is_empty() {
+            return true;
+        }
+        let bytes = chunk.data.len();
+        let msg = match lines {
+            Some(lines) => SourceMsg::Decoded(chunk, lines.done(std::time::Instant::now(), None)),
+            None => SourceMsg::Chunk(chunk),
+        };
+        self.emit(msg, bytes)
     }
 }
 
@@ -537,19 +597,49 @@ mod tests {
 
     /// Reads `inputs` merged; returns what was handed over.
     fn merged(inputs: &[FileInput]) -> Handed {
+        merged_in(inputs, 64).0
+    }
+
+    /// What a merge handed over, in chunks of about `chunk_bytes`.
+    struct Merged {
+        /// Messages sent (a batch is one).
+        hand_overs: usize,
+        /// Lines handed over decoded, each checked to carry the events of its own text.
+        decoded: usize,
+    }
+
+    fn merged_in(inputs: &[FileInput], chunk_bytes: usize) -> (Handed, Merged) {
         let (tx, rx) = std::sync::mpsc::sync_channel(4);
         let inputs = inputs.to_vec();
-        let reader = std::thread::spawn(move || read_merged(&inputs, &[], &tx, 1 << 16, 64, &DecodeOptions::default()));
-        let (mut lines, mut ends) = (Vec::new(), Vec::new());
+        let reader = std::thread::spawn(move || read_merged(&inputs, &[], &tx, 1 << 16, chunk_bytes, &DecodeOptions::default()));
+        let (mut handed, mut stats) = ((Vec::new(), Vec::new()), Merged { hand_overs: 0, decoded: 0 });
         for msg in rx {
-            match msg {
-                SourceMsg::Chunk(c) => lines.extend(c.lines.iter().map(|l| (c.input, String::from_utf8_lossy(&c.data[l.start..l.end]).into_owned()))),
-                SourceMsg::End { input, error } => ends.push((input, error)),
-                other => panic!("{other:?}"),
-            }
+            stats.hand_overs += 1;
+            take(msg, &mut handed, &mut stats);
         }
         reader.join().unwrap();
-        (lines, ends)
+        (handed, stats)
+    }
+
+    fn take(msg: SourceMsg, handed: &mut Handed, stats: &mut Merged) {
+        let text = |c: &Chunk, l: &Line| String::from_utf8_lossy(&c.data[l.start..l.end]).into_owned();
+        match msg {
+            SourceMsg::Chunk(c) => handed.0.extend(c.lines.iter().map(|l| (c.input, text(&c, l)))),
+            SourceMsg::Decoded(c, mut d) => {
+                for (i, l) in c.lines.iter().enumerate() {
+                    let mut events = Vec::new();
+                    let ok = d.next_line(&mut events, &mut Vec::new()).is_ok();
+                    let decoded_again = crate::decode::normalized::NormalizedDecoder.decode(text(&c, l).as_bytes(), &c.pos(i), &mut Vec::new()).is_ok();
+                    assert_eq!(ok, decoded_again, "line {} keeps its result", c.first_line + i as u64);
+                    assert!(events.iter().all(|e| e.source == c.pos(i)), "line {} carries its own events", c.first_line + i as u64);
+                    stats.decoded += usize::from(ok && events.len() == 1);
+                    handed.0.push((c.input, text(&c, l)));
+                }
+            }
+            SourceMsg::End { input, error } => handed.1.push((input, error)),
+            SourceMsg::Batch(msgs) => msgs.into_iter().for_each(|m| take(m, handed, stats)),
+            other => panic!("{other:?}"),
+        }
     }
 
     fn event(t: &str, mailbox: &str) -> String {
@@ -577,6 +667,29 @@ mod tests {
         assert_eq!(order, ["0:a1", "0:bad", "1:b1", "0:a3", "1:b2", "1:b3", "0:a4", "3:c1"], "ties go to the input listed first; a line without a time goes with the one before it");
         let ended: Vec<(usize, bool)> = ends.iter().map(|(i, e)| (*i, e.is_some())).collect();
         assert_eq!(ended, [(2, true), (1, false), (0, false), (3, false)], "an unreadable input ends with its error; the others are read to the end");
+    }
+
+    /// Two inputs whose lines alternate in time: the runs of one line each go over in
+    /// batches of about a chunk's bytes, not one hand-over per line, and their lines arrive
+    /// decoded (by the merge, which decoded them for their times: not a second time
+    /// downstream). Each line was read while the other input was still open, so all are.
+    #[test]
+    fn interleaved_inputs_go_over_in_batches_and_are_decoded_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let write = |name: &str, minute: u32| {
+            let lines: Vec<String> = (0..60).map(|h| event(&format!("2026-03-02T{:02}:{:02}:{minute:02}Z", h / 6 + 8, h % 6 * 10), name)).collect();
+            let p = dir.path().join(name);
+            std::fs::write(&p, lines.join("\n") + "\n").unwrap();
+            FileInput { input: Input::File(p), format: Format::Normalized }
+        };
+        let (a, b) = (write("a@exempel.se", 0), write("b@exempel.se", 30));
+        let ((lines, ends), stats) = merged_in(&[a, b], 4096);
+        let order: Vec<usize> = lines.iter().map(|(i, _)| *i).collect();
+        assert_eq!(&order[..6], [0, 1, 0, 1, 0, 1], "the lines alternate");
+        assert_eq!((lines.len(), ends.len()), (120, 2));
+        let bytes: usize = lines.iter().map(|(_, l)| l.len()).sum();
+        assert!(stats.hand_overs <= bytes / 4096 + 3, "{} hand-overs for {bytes} bytes", stats.hand_overs);
+        assert_eq!(stats.decoded, 120, "every line arrives decoded");
     }
 
     #[test]

@@ -97,6 +97,9 @@ pub enum SourceMsg {
     /// A partition taken over: the checkpoint its previous owner (or this instance, before
     /// a restart) wrote for it. Sent after the `Owned` that includes it.
     Restore(Box<crate::state::checkpoint::Checkpoint>),
+    /// Several of the above, in order: the short runs of lines that merging interleaved
+    /// inputs gives, handed over together so each hand-over carries about a chunk's bytes.
+    Batch(Vec<SourceMsg>),
 }
 
 /// Sent back to a live source once everything before a snapshot is done: every record
