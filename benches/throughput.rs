@@ -65,7 +65,8 @@ fn main() {
         let reps: usize = std::env::var(REPS).ok().and_then(|r| r.parse().ok()).unwrap_or(1);
         match what.as_str() {
             "state" => child_state(&dir),
-            w => child_replay(&dir, w.parse().expect("worker count"), reps),
+            "merged" => child_replay(&dir, 1, &[dir.join("odd.jsonl"), dir.join("even.jsonl")], reps),
+            w => child_replay(&dir, w.parse().expect("worker count"), &[dir.join("events.jsonl")], reps),
         }
         return;
     }
@@ -87,6 +88,7 @@ fn main() {
         s
     };
     let data = std::fs::read(dir.path().join("events.jsonl")).expect("read archive");
+    write_interleaved(&data, dir.path());
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     println!("brevvakt throughput harness{}", if full { "" } else { " (smoke run: pass --bench for the real one)" });
     println!(
@@ -114,6 +116,7 @@ fn main() {
         worker_counts.push(cores);
     }
     let replays: Vec<(usize, ChildResult)> = worker_counts.iter().map(|&w| (w, run_child(dir.path(), &w.to_string(), reps))).collect();
+    let merged = run_child(dir.path(), "merged", reps);
     let state = run_child(dir.path(), "state", 1);
 
     let bytes = data.len() as f64;
@@ -138,19 +141,22 @@ fn main() {
     row("brevvakt normalized decoder", decode.as_secs_f64(), n_lines);
     row("decode + watermark + route (router thread)", route.as_secs_f64(), n_lines);
     println!("── replay (pipeline::replay, all threads) ───────────────────────────────────────────");
-    for (w, r) in &replays {
-        let secs = r.secs;
+    let replay_row = |name: &str, r: &ChildResult| {
         println!(
             "{:<44} {:>10.0} lines/s {:>8.1} MB/s {:>7.3} × floor   {:>9.0} events/s  {:>4.2} cores busy  peak RSS {:>6.1} MB",
-            format!("replay, {w} worker{}", if *w == 1 { "" } else { "s" }),
-            r.records / secs,
-            r.bytes / secs / 1e6,
-            (r.records / secs) / (n_lines / floor_json.as_secs_f64()),
-            r.events / secs,
-            r.cpu / secs,
+            name,
+            r.records / r.secs,
+            r.bytes / r.secs / 1e6,
+            (r.records / r.secs) / (n_lines / floor_json.as_secs_f64()),
+            r.events / r.secs,
+            r.cpu / r.secs,
             r.peak_kb / 1024.0
         );
+    };
+    for (w, r) in &replays {
+        replay_row(&format!("replay, {w} worker{}", if *w == 1 { "" } else { "s" }), r);
     }
+    replay_row("replay, 1 worker, as 2 interleaved files", &merged);
     let one = replays[0].1.secs;
     println!("── ratios (the figures we steer by) ─────────────────────────────────────────────────");
     println!(
@@ -162,6 +168,7 @@ fn main() {
         (replays[0].1.records / one) / (n_lines / route.as_secs_f64())
     );
     println!("serde_json borrowed flat struct / IgnoredAny floor: {:.3}   (the best a serde_json decoder could reach)", floor_json.as_secs_f64() / borrowed.as_secs_f64());
+    println!("replay of the archive as 2 interleaved files / as 1 file: {:.3}   (merging by time costs this)", one / merged.secs);
     for (w, r) in replays.iter().skip(1) {
         println!("speed-up 1 → {w} workers: {:.2}×{}", one / r.secs, if *w == 2 { "   (target ≥ 1.8×)" } else { "" });
     }
@@ -454,7 +461,18 @@ impl Durable for Discard {
 }
 
 /// One replay configuration: `reps` runs of the whole pipeline, best time reported.
-fn child_replay(dir: &Path, workers: usize, reps: usize) {
+/// Writes the archive's lines alternately to `odd.jsonl` and `even.jsonl` (two inputs whose
+/// times interleave line by line, as two mail servers' logs of the same days do).
+fn write_interleaved(data: &[u8], dir: &Path) {
+    let (mut odd, mut even) = (Vec::with_capacity(data.len() / 2), Vec::with_capacity(data.len() / 2));
+    for (i, line) in data.split_inclusive(|&b| b == b'\n').enumerate() {
+        if i % 2 == 0 { &mut odd } else { &mut even }.extend_from_slice(line);
+    }
+    std::fs::write(dir.join("odd.jsonl"), odd).expect("write");
+    std::fs::write(dir.join("even.jsonl"), even).expect("write");
+}
+
+fn child_replay(dir: &Path, workers: usize, inputs: &[PathBuf], reps: usize) {
     let settings = Arc::new(Settings::default_settings());
     let roster = Arc::new(Roster::load(&dir.join("roster.csv")).expect("roster"));
     let mut best: Option<(Duration, f64, brevvakt::pipeline::Summary)> = None;
@@ -463,7 +481,7 @@ fn child_replay(dir: &Path, workers: usize, reps: usize) {
         let mut dead = DeadLetters::new(&dir.join(format!("dead-{workers}-{rep}.jsonl")));
         let opts = Options { workers, until: None, progress: None, state_dir: None, resume: None, metrics: None };
         let (t, cpu) = (Instant::now(), cpu_secs());
-        let s = replay(settings.clone(), roster.clone(), vec![Input::File(dir.join("events.jsonl"))], sink, &mut dead, opts).expect("replay");
+        let s = replay(settings.clone(), roster.clone(), inputs.iter().cloned().map(Input::File).collect(), sink, &mut dead, opts).expect("replay");
         let (took, cpu) = (t.elapsed(), cpu_secs() - cpu);
         if best.as_ref().is_none_or(|(b, _, _)| took < *b) {
             best = Some((took, cpu, s));

@@ -13,9 +13,11 @@
 //! ```
 //!
 //! - The **dispatcher** sends each chunk of a stateless format ([`Format::stateless`]) to
-//!   the decoders in turn, and puts a reply slot for it in the order queue; every other
-//!   message (chunks of formats that keep state between lines, ends, barriers, rebalance
-//!   messages) goes into the order queue as it is.
+//!   the decoders in turn, and puts a reply slot for it in the order queue. With routing,
+//!   lines that arrive decoded already (the merge of several inputs decodes them for their
+//!   times: [`SourceMsg::Decoded`], alone or in a [`SourceMsg::Batch`]) go to a decoder to
+//!   be routed the same way. Every other message (chunks of formats that keep state
+//!   between lines, ends, barriers, rebalance messages) goes into the order queue as it is.
 //! - A **decoder** decodes the whole chunk with a fresh decoder of the input's format and
 //!   answers [`SourceMsg::Decoded`]: the chunk and, per line, the events and the result,
 //!   exactly what the stage's own call of the decoder would have given. Given a
@@ -160,10 +162,33 @@ impl Decoded {
     pub fn routed_with(&self) -> Option<&Arc<Roster>> {
         self.routed_with.as_ref()
     }
+
+    /// Routes the events not taken yet with `resolver` (lines decoded without routing).
+    fn route(&mut self, resolver: &Resolver) {
+        if self.routed_with.is_some() {
+            return;
+        }
+        let (mut events, mut routes) = (self.events.as_slice().iter(), Vec::new());
+        for line in self.lines.as_mut_slice() {
+            let before = routes.len();
+            events.by_ref().take(line.0).for_each(|ev| resolver.route(ev, &mut routes));
+            line.1 = routes.len() - before;
+        }
+        self.routes = routes.into_iter();
+        self.routed_with = Some(resolver.roster().clone());
+    }
 }
 
-/// A chunk for a decoder: its format, when it arrived, and where to answer.
-type Work = (Chunk, Format, Instant, SyncSender<SourceMsg>);
+/// Work for a decoder, and where to answer.
+type Work = (Job, SyncSender<SourceMsg>);
+
+/// What a decoder does.
+enum Job {
+    /// Decode (and route) a chunk of a stateless format that arrived at this instant.
+    Decode(Chunk, Format, Instant),
+    /// Route the events of lines decoded upstream (by the merge of several inputs).
+    Route(SourceMsg),
+}
 
 /// One entry of the order queue.
 enum Slot {
@@ -187,7 +212,7 @@ pub fn spawn(rx: Receiver<SourceMsg>, formats: BTreeMap<usize, Format>, default:
         handles.push(thread::Builder::new().name(format!("decode-{i}")).spawn(move || decode_loop(&work_rx, &opts, routing.as_ref()))?);
         workers.push(tx);
     }
-    let dispatcher = Dispatcher { formats, default, workers, next: 0, order: order_tx };
+    let dispatcher = Dispatcher { formats, default, workers, next: 0, order: order_tx, routing: routing.is_some() };
     handles.push(thread::Builder::new().name("decode-dispatch".into()).spawn(move || dispatcher.run(&rx))?);
     handles.push(thread::Builder::new().name("decode-order".into()).spawn(move || sequence(&order_rx, &out_tx))?);
     Ok((out_rx, handles))
@@ -195,11 +220,31 @@ pub fn spawn(rx: Receiver<SourceMsg>, formats: BTreeMap<usize, Format>, default:
 
 fn decode_loop(work: &Receiver<Work>, opts: &DecodeOptions, routing: Option<&Routing>) {
     let mut resolver = None;
-    for (chunk, format, arrived, reply) in work {
+    for (job, reply) in work {
         let resolver = routing.map(|r| r.resolver(&mut resolver));
-        let decoded = Decoded::of(&chunk, format, opts, arrived, resolver);
+        let msg = match job {
+            Job::Decode(chunk, format, arrived) => {
+                let decoded = Decoded::of(&chunk, format, opts, arrived, resolver);
+                SourceMsg::Decoded(chunk, decoded)
+            }
+            Job::Route(mut msg) => {
+                if let Some(r) = resolver {
+                    route_decoded(&mut msg, r);
+                }
+                msg
+            }
+        };
         // The sequencer may have gone (the stage stopped): nothing left to do then.
-        let _ = reply.send(SourceMsg::Decoded(chunk, decoded));
+        let _ = reply.send(msg);
+    }
+}
+
+/// Routes the decoded lines in `msg` (a batch's too).
+fn route_decoded(msg: &mut SourceMsg, resolver: &Resolver) {
+    match msg {
+        SourceMsg::Decoded(_, d) => d.route(resolver),
+        SourceMsg::Batch(msgs) => msgs.iter_mut().for_each(|m| route_decoded(m, resolver)),
+        _ => {}
     }
 }
 
@@ -224,6 +269,8 @@ struct Dispatcher {
     default: Format,
     workers: Vec<SyncSender<Work>>,
     next: usize,
+    /// Whether the decoders route (then lines decoded upstream go to them to be routed).
+    routing: bool,
     order: SyncSender<Slot>,
 }
 
@@ -241,15 +288,14 @@ impl Dispatcher {
         if let SourceMsg::Opened { input, format, .. } = &msg {
             self.formats.insert(*input, *format);
         }
-        let chunk = match msg {
-            SourceMsg::Chunk(c) => c,
+        let job = match msg {
+            SourceMsg::Chunk(c) => match self.formats.get(&c.input).copied().unwrap_or(self.default) {
+                format if format.stateless() => Job::Decode(c, format, Instant::now()),
+                _ => return self.order.send(Slot::Now(SourceMsg::Chunk(c))).is_ok(),
+            },
+            decoded @ (SourceMsg::Decoded(..) | SourceMsg::Batch(_)) if self.routing => Job::Route(decoded),
             other => return self.order.send(Slot::Now(other)).is_ok(),
         };
-        let format = self.formats.get(&chunk.input).copied().unwrap_or(self.default);
-        if !format.stateless() {
-            return self.order.send(Slot::Now(SourceMsg::Chunk(chunk))).is_ok();
-        }
-        let arrived = Instant::now();
         let (reply_tx, reply_rx) = sync_channel(1);
         // The slot goes first: the sequencer waits for the reply in the reader's order.
         if self.order.send(Slot::Later(reply_rx)).is_err() {
@@ -257,7 +303,7 @@ impl Dispatcher {
         }
         let worker = &self.workers[self.next % self.workers.len()];
         self.next += 1;
-        worker.send((chunk, format, arrived, reply_tx)).is_ok()
+        worker.send((job, reply_tx)).is_ok()
     }
 }
 
@@ -347,6 +393,45 @@ mod tests {
         routing.set_roster(new.clone());
         assert!(Arc::ptr_eq(&next(2), &new));
         assert!(Arc::ptr_eq(&next(3), &new));
+    }
+
+    /// Lines decoded upstream (the merge of several inputs hands them over decoded, in
+    /// batches) are routed by the decoders too, and keep their order among the rest.
+    #[test]
+    fn lines_decoded_upstream_are_routed_by_the_decoders() {
+        let entry = crate::roster::RosterEntry { address: "anna@exempel.se".into(), ..Default::default() };
+        let routing = Routing::new(Arc::new(Settings::default_settings()), Arc::new(Roster::new(vec![entry])));
+        let (tx, rx) = sync_channel(2);
+        let (out, _handles) = spawn(rx, BTreeMap::new(), Format::Normalized, &DecodeOptions::default(), 2, Some(routing)).unwrap();
+        let upstream = |first_line| {
+            let c = chunk(0, first_line, &[&access(1), "{not json"]);
+            let mut lines = DecodedLines::default();
+            for (i, l) in c.lines.iter().enumerate() {
+                let mut events = Vec::new();
+                let result = Format::Normalized.decoder(&DecodeOptions::default()).decode(&c.data[l.start..l.end], &c.pos(i), &mut events);
+                lines.push_line(events, result, None);
+            }
+            SourceMsg::Decoded(c, lines.done(Instant::now(), None))
+        };
+        tx.send(SourceMsg::Batch(vec![upstream(1), SourceMsg::End { input: 1, error: None }, upstream(3)])).unwrap();
+        tx.send(SourceMsg::Chunk(chunk(0, 5, &[&access(2)]))).unwrap();
+        drop(tx);
+        let mut firsts = Vec::new();
+        let mut check = |c: &Chunk, d: &mut Decoded| {
+            let (mut events, mut routes) = (Vec::new(), Vec::new());
+            assert!(d.routed_with().is_some(), "lines {}… are routed", c.first_line);
+            assert!(d.next_line(&mut events, &mut routes).is_ok() && routes.len() == 1 && Arc::ptr_eq(&routes[0].event, &events[0]));
+            assert!(d.next_line(&mut events, &mut routes).is_err() && routes.len() == 1, "the bad line keeps its error");
+            firsts.push(c.first_line);
+        };
+        for msg in out {
+            match msg {
+                SourceMsg::Batch(msgs) => msgs.into_iter().for_each(|m| if let SourceMsg::Decoded(c, mut d) = m { check(&c, &mut d) }),
+                SourceMsg::Decoded(c, mut d) => assert!(d.routed_with().is_some() && d.next_line(&mut Vec::new(), &mut Vec::new()).is_ok() && c.first_line == 5),
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        assert_eq!(firsts, [1, 3]);
     }
 
     /// A format that keeps state between lines (a tracking log's `#Fields:` header) is
