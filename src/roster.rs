@@ -166,7 +166,10 @@ pub struct RosterError {
 #[derive(Debug, Clone, Default)]
 pub struct Roster {
     entries: Vec<RosterEntry>,
-    by_address: FastMap<String, usize>,
+    /// Address or alias → the entry's position, and whether it is the entry's primary
+    /// address (then a lookup answers with the address it was given: the entry itself,
+    /// likely not in the cache, is not read).
+    by_address: FastMap<String, (usize, bool)>,
     by_reader: FastMap<String, Vec<usize>>,
 }
 
@@ -183,8 +186,8 @@ impl Roster {
         let mut by_address = FastMap::default();
         let mut by_reader: FastMap<String, Vec<usize>> = FastMap::default();
         for (i, e) in entries.iter().enumerate() {
-            for a in std::iter::once(&e.address).chain(&e.aliases) {
-                by_address.insert(a.clone(), i);
+            for (n, a) in std::iter::once(&e.address).chain(&e.aliases).enumerate() {
+                by_address.insert(a.clone(), (i, n == 0));
             }
             for r in e.readers() {
                 let list = by_reader.entry(r.to_string()).or_default();
@@ -212,7 +215,7 @@ impl Roster {
 
     /// The entry for an address or alias.
     pub fn get(&self, address: &str) -> Option<&RosterEntry> {
-        self.by_address.get(address).map(|&i| &self.entries[i])
+        self.by_address.get(address).map(|&(i, _)| &self.entries[i])
     }
 
     /// The primary address for an address or alias (the address itself when unknown).
@@ -224,7 +227,8 @@ impl Roster {
     /// [`Roster::entries`]; the address itself and `None` when it is not on the roster.
     pub fn resolve<'a>(&'a self, address: &'a str) -> (&'a str, Option<u32>) {
         match self.by_address.get(address) {
-            Some(&i) => (self.entries[i].address.as_str(), u32::try_from(i).ok()),
+            Some(&(i, true)) => (address, u32::try_from(i).ok()),
+            Some(&(i, false)) => (self.entries[i].address.as_str(), u32::try_from(i).ok()),
             None => (address, None),
         }
     }
