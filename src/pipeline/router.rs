@@ -135,7 +135,9 @@ impl Resolver {
     fn proxy(&self, p: &ProxyRequest, day: NaiveDate, t: &mut Targets) {
         let Some(user) = self.webmail_user(p) else { return };
         let own = self.local(user).filter(|_| user.bytes().any(|b| b == b'@'));
-        let rostered = self.roster.readable_at(user).filter(|(_, e)| e.relation(user, day).is_some()).map(|(p, e)| (e.address.as_str(), Some(p)));
+        // The user's own mailbox is among those the roster lets them read: not read twice.
+        let own_position = own.and_then(|(_, p)| p);
+        let rostered = self.roster.readable_at(user).filter(|(p, e)| Some(*p) != own_position && e.relation(user, day).is_some()).map(|(p, e)| (e.address.as_str(), Some(p)));
         for mb in own.into_iter().chain(rostered) {
             t.add(mb, Roles::READ);
         }
@@ -148,11 +150,9 @@ impl Resolver {
     }
 
     /// Whether the roster lets `user` read `mailbox` (as [`Resolver::local`] resolved it) on `day`.
+    /// The owner's own read needs no look at the roster entry (likely not in the cache).
     fn roster_may_read(&self, (mailbox, position): (&str, Option<u32>), user: &str, day: NaiveDate) -> bool {
-        match position.and_then(|p| self.roster.entries().get(p as usize)) {
-            Some(e) => e.relation(user, day).is_some(),
-            None => user == mailbox,
-        }
+        user == mailbox || position.and_then(|p| self.roster.entries().get(p as usize)).is_some_and(|e| e.relation(user, day).is_some())
     }
 }
 
