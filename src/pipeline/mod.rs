@@ -2,8 +2,9 @@
 //!
 //! Threads: one reader (read, decompress, split lines), the decode pool
 //! ([`crate::decode::pool`]: `pipeline.decode_threads` threads decode the records of
-//! stateless formats and hand every message on in the reader's order), this thread
-//! (decode what the pool left, watermark, route), N shard workers (each owns its
+//! stateless formats, do the stateless part of routing ([`router::Resolver`]) and hand
+//! every message on in the reader's order), this thread (decode what the pool left,
+//! watermark, complete the routing with the delegations events granted), N shard workers (each owns its
 //! mailboxes' state: no locks), and one collector that merges the workers' alerts and
 //! writes them. Every hand-over is a bounded channel, so a slow sink slows the reader
 //! instead of growing memory (the Kafka group reader pauses fetching instead of
