@@ -908,10 +908,14 @@ mod tests {
 
     /// The reader, and the flag that stops it. A fetch brings about one record
     /// per partition, so the partitions' records arrive interleaved and every partition has
-    /// records read (handed over or queued) when fetching is paused.
-    fn source(c: &MockCluster<'static, DefaultProducerContext>, max_poll: Duration, metrics: &Arc<Metrics>) -> (KafkaSource, Arc<AtomicBool>) {
+    /// records read (handed over or queued) when fetching is paused. `instance`: its
+    /// `group.instance.id` (see [`JOINING_MEMBER`]).
+    fn source(c: &MockCluster<'static, DefaultProducerContext>, max_poll: Duration, metrics: &Arc<Metrics>, instance: Option<&str>) -> (KafkaSource, Arc<AtomicBool>) {
         let mut properties = membership(max_poll);
         properties.insert("max.partition.fetch.bytes".into(), (RECORD_BYTES + 1000).to_string());
+        if let Some(id) = instance {
+            properties.insert("group.instance.id".into(), id.into());
+        }
         let cfg = KafkaSourceConfig {
             brokers: c.bootstrap_servers(),
             group_id: "brevvakt-backpressure".into(),
@@ -958,11 +962,13 @@ mod tests {
     /// after each): it keeps the records per partition, answers every barrier and tick with
     /// the positions taken so far (as the real one does once they are processed, and every
     /// commit interval), and hands back its final positions when the source ends.
-    fn pipeline(rx: Receiver<SourceMsg>, commits: Sender<CommitRequest>, pace: Duration) -> Pipeline {
-        let (open, taken, (done_tx, done)) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicUsize::new(0)), channel());
+    /// `stall_at`: 0, stalled from the start; n, open from the start until it has taken
+    /// records of n partitions, then stalled (closed) until opened again.
+    fn pipeline(rx: Receiver<SourceMsg>, commits: Sender<CommitRequest>, pace: Duration, stall_at: usize) -> Pipeline {
+        let (open, taken, (done_tx, done)) = (Arc::new(AtomicBool::new(stall_at > 0)), Arc::new(AtomicUsize::new(0)), channel());
         let (gate, count) = (open.clone(), taken.clone());
         thread::spawn(move || {
-            let (mut records, mut positions) = (Records::new(), BTreeMap::<String, u64>::new());
+            let (mut records, mut positions, mut stall_at) = (Records::new(), BTreeMap::<String, u64>::new(), stall_at);
             let answer = |positions: &BTreeMap<String, u64>, barrier| {
                 let positions = positions.iter().map(|(name, &lines)| checkpoint::InputPosition { name: name.clone(), lines, done: false }).collect();
                 let _ = commits.send(CommitRequest { positions, barrier });
@@ -981,6 +987,9 @@ mod tests {
                         }
                         count.fetch_add(c.lines.len(), Ordering::SeqCst);
                         positions.insert(format!("{}/{partition}", c.name), c.first_line - 1 + c.lines.len() as u64);
+                        if records.len() == stall_at && std::mem::take(&mut stall_at) > 0 {
+                            gate.store(false, Ordering::SeqCst);
+                        }
                     }
                     Ok(SourceMsg::Barrier(id)) => answer(&positions, Some(id)),
                     Ok(SourceMsg::Tick) => answer(&positions, None),
@@ -998,10 +1007,10 @@ mod tests {
     /// The reader on its own thread, sending to a channel of 8 messages (as the real
     /// pipeline's: a few chunks, so fetching is paused in the middle of the records), and a
     /// stalled pipeline taking them.
-    fn start(source: KafkaSource, pace: Duration) -> (Pipeline, thread::JoinHandle<()>) {
+    fn start(source: KafkaSource, pace: Duration, stall_at: usize) -> (Pipeline, thread::JoinHandle<()>) {
         let (tx, rx) = sync_channel(8);
         let (commit_tx, commit_rx) = channel();
-        let pipe = pipeline(rx, commit_tx, pace);
+        let pipe = pipeline(rx, commit_tx, pace, stall_at);
         (pipe, thread::spawn(move || source.run(tx, commit_rx)))
     }
 
@@ -1018,8 +1027,8 @@ mod tests {
         let (c, produced) = loaded_cluster(2);
         let max_poll = Duration::from_secs(4);
         let metrics = Arc::new(Metrics::new());
-        let (source, stop) = source(&c, max_poll, &metrics);
-        let (pipe, reader) = start(source, Duration::from_millis(20));
+        let (source, stop) = source(&c, max_poll, &metrics, None);
+        let (pipe, reader) = start(source, Duration::from_millis(20), 0);
         wait_until(Duration::from_secs(30), "the reader pauses fetching", || counted(&metrics, PAUSES) > 0);
         // Stalled for twice the poll interval: a reader blocked on the pipeline would be put
         // out of the group.
@@ -1049,9 +1058,25 @@ mod tests {
         thread: thread::JoinHandle<()>,
     }
 
+    /// The `group.instance.id`s of the two members of the hand-over test. The mock
+    /// coordinator elects the member with the smallest one leader (without them, the first
+    /// to join: the paused member), and it ends a SyncGroup round as soon as the leader's
+    /// request brings every member's assignment: a follower whose SyncGroup comes later is
+    /// refused (`INVALID_REQUEST`) and rejoins at once, which starts the next rebalance
+    /// while the paused member serves its revocation, and the mock refuses an offset commit
+    /// while the group is joining (`REBALANCE_IN_PROGRESS`; a broker accepts one from the
+    /// current generation). The revocation's commit then fails, the partition moves with
+    /// an older committed offset, and the second member reads again what the first one took
+    /// (at-least-once, but not the exact hand-over the test checks). With the joining member
+    /// the leader, the paused member's revocation comes from a round every member has
+    /// synced, so nothing restarts the rebalance before it has committed and rejoined.
+    const JOINING_MEMBER: &str = "a-joining-member";
+    const PAUSED_MEMBER: &str = "b-paused-member";
+
     fn second_member(c: &MockCluster<'static, DefaultProducerContext>, max_poll: Duration) -> Member {
         let mut cc = ClientConfig::new();
         cc.set("bootstrap.servers", c.bootstrap_servers()).set("group.id", "brevvakt-backpressure").set("partition.assignment.strategy", "cooperative-sticky").set("enable.auto.commit", "false").set("auto.offset.reset", "earliest");
+        cc.set("group.instance.id", JOINING_MEMBER);
         for (k, v) in membership(max_poll) {
             cc.set(k, v);
         }
@@ -1076,9 +1101,13 @@ mod tests {
         let (c, produced) = loaded_cluster(2);
         let max_poll = Duration::from_secs(4);
         let metrics = Arc::new(Metrics::new());
-        let (source, stop) = source(&c, max_poll, &metrics);
-        let (pipe, reader) = start(source, Duration::ZERO);
-        wait_until(Duration::from_secs(30), "the reader pauses fetching", || counted(&metrics, PAUSES) > 0);
+        let (source, stop) = source(&c, max_poll, &metrics, Some(PAUSED_MEMBER));
+        // The pipeline stalls once it has taken records of both partitions: whichever one
+        // moves, the first member has read records of it. (Stalled from the start, the
+        // reader may fill the channel with one partition's records before the other's first
+        // fetch, and then give up a partition it never read.)
+        let (pipe, reader) = start(source, Duration::ZERO, 2);
+        wait_until(Duration::from_secs(30), "the pipeline stalls and the reader pauses fetching", || !pipe.open.load(Ordering::SeqCst) && counted(&metrics, PAUSES) > 0);
         let second = second_member(&c, max_poll);
         // The revocation reaches the first member while fetching is paused and the pipeline
         // stalled: it is served (the callback runs) instead of waiting behind a send.
@@ -1100,7 +1129,8 @@ mod tests {
         assert!(first.get(&moved[0]).is_some_and(|r| !r.is_empty()), "the first member had read records of the partition it gave up");
         for (partition, want) in &produced {
             let both: Vec<(i64, String)> = [&first, &second].iter().flat_map(|m| m.get(partition).cloned().unwrap_or_default()).collect();
-            assert_eq!(both.len(), want.len(), "partition {partition}: every record exactly once (the first member's, then the second's from its commit)");
+            let offsets = |m: &Records| m.get(partition).map(|r| r.iter().map(|x| x.0).collect::<Vec<_>>()).unwrap_or_default();
+            assert_eq!(both.len(), want.len(), "partition {partition}: every record exactly once (the first member's, then the second's from its commit): first {:?}, second {:?}", offsets(&first), offsets(&second));
             assert!(both == *want, "partition {partition}: in offset order across the hand-over");
         }
     }
