@@ -201,6 +201,15 @@ impl Format {
         matches!(self, Format::Normalized | Format::M365 | Format::Squid)
     }
 
+    /// The time of a record of this format when it can be read without decoding the record
+    /// (normalized JSON: [`normalized::record_time`]); `None`: decode it to know.
+    pub fn quick_time(self, line: &[u8]) -> Option<chrono::DateTime<chrono::Utc>> {
+        match self {
+            Format::Normalized => normalized::record_time(line),
+            _ => None,
+        }
+    }
+
     /// A fresh decoder for one input of this format.
     pub fn decoder(self, opts: &DecodeOptions) -> Box<dyn Decoder> {
         match self {

@@ -52,6 +52,23 @@ impl Decoder for NormalizedDecoder {
     }
 }
 
+/// The time of a record, read without building its event (for merging inputs by time):
+/// its `time` member when the record is flat JSON that the scanner reads and the time
+/// parses; `None` when only decoding the record can tell (then the caller decodes it).
+pub fn record_time(line: &[u8]) -> Option<chrono::DateTime<chrono::Utc>> {
+    let text = std::str::from_utf8(line).ok()?;
+    let mut time = None;
+    flat_json::scan(text, |key, value| {
+        if key == "time" {
+            // A second `time` is left to the decoder (which refuses the record).
+            time.is_none().then_some(())?;
+            time = value.as_str().or(Some(""));
+        }
+        Some(())
+    })?;
+    parse_time(time?).ok()
+}
+
 /// Whether the one-pass decoder's reading of `line`, when it gives one, is the general
 /// path's (for the tests and the `normalized` fuzz target): `Err` says how they differ.
 pub fn paths_agree(line: &str) -> Result<(), String> {
@@ -286,6 +303,25 @@ mod tests {
         let mut out = Vec::new();
         NormalizedDecoder.decode(line.as_bytes(), &SourcePos::line("t".into(), 1), &mut out)?;
         Ok(out)
+    }
+
+    /// The merge of several inputs orders lines by the time read without decoding: it is
+    /// the time the decoder gives, and when it is in doubt it answers nothing (the merge
+    /// decodes the record then).
+    #[test]
+    fn a_record_time_read_without_decoding_is_the_decoded_time() {
+        let access = r#"{"type":"mailbox.access","time":"2026-03-02T08:00:00+01:00","mailbox":"anna@exempel.se","user":"anna@exempel.se","protocol":"imap","result":"success"}"#;
+        assert_eq!(record_time(access.as_bytes()), Some(decode(access).unwrap()[0].time));
+        for doubtful in [
+            r#"{"type":"mailbox.access","time":"2026-03-02T08:00:00+01:00","time":"2026-03-03T08:00:00+01:00"}"#,
+            r#"{"type":"mailbox.access","time":"2026-03-02T08:00:00"}"#,
+            r#"{"type":"mailbox.access","time":1772434800}"#,
+            r#"{"type":"mailbox.access","tim\u0065":"2026-03-02T08:00:00+01:00"}"#,
+            r#"{"type":"mailbox.access"}"#,
+            "not json",
+        ] {
+            assert_eq!(record_time(doubtful.as_bytes()), None, "{doubtful}");
+        }
     }
 
     #[test]

@@ -13,10 +13,11 @@
 //! ```
 //!
 //! - The **dispatcher** sends each chunk of a stateless format ([`Format::stateless`]) to
-//!   the decoders in turn, and puts a reply slot for it in the order queue. With routing,
-//!   lines that arrive decoded already (the merge of several inputs decodes them for their
-//!   times: [`SourceMsg::Decoded`], alone or in a [`SourceMsg::Batch`]) go to a decoder to
-//!   be routed the same way. Every other message (chunks of formats that keep state
+//!   the decoders in turn, and puts a reply slot for it in the order queue. A batch of
+//!   merged runs ([`SourceMsg::Batch`]) goes to a decoder whole: its chunks of stateless
+//!   formats are decoded, and with routing its lines decoded upstream (the merge of
+//!   several inputs decodes some for their times: [`SourceMsg::Decoded`]) are routed, as a
+//!   lone decoded message is. Every other message (chunks of formats that keep state
 //!   between lines, ends, barriers, rebalance messages) goes into the order queue as it is.
 //! - A **decoder** decodes the whole chunk with a fresh decoder of the input's format and
 //!   answers [`SourceMsg::Decoded`]: the chunk and, per line, the events and the result,
@@ -186,6 +187,9 @@ type Work = (Job, SyncSender<SourceMsg>);
 enum Job {
     /// Decode (and route) a chunk of a stateless format that arrived at this instant.
     Decode(Chunk, Format, Instant),
+    /// A batch of messages (runs of several merged inputs): decode (and route) those of
+    /// its chunks given a format, route the lines decoded upstream, keep the rest as it is.
+    Batch(Vec<(SourceMsg, Option<Format>)>, Instant),
     /// Route the events of lines decoded upstream (by the merge of several inputs).
     Route(SourceMsg),
 }
@@ -227,6 +231,22 @@ fn decode_loop(work: &Receiver<Work>, opts: &DecodeOptions, routing: Option<&Rou
                 let decoded = Decoded::of(&chunk, format, opts, arrived, resolver);
                 SourceMsg::Decoded(chunk, decoded)
             }
+            Job::Batch(msgs, arrived) => SourceMsg::Batch(
+                msgs.into_iter()
+                    .map(|(msg, format)| match (msg, format) {
+                        (SourceMsg::Chunk(chunk), Some(format)) => {
+                            let decoded = Decoded::of(&chunk, format, opts, arrived, resolver);
+                            SourceMsg::Decoded(chunk, decoded)
+                        }
+                        (mut msg, _) => {
+                            if let Some(r) = resolver {
+                                route_decoded(&mut msg, r);
+                            }
+                            msg
+                        }
+                    })
+                    .collect(),
+            ),
             Job::Route(mut msg) => {
                 if let Some(r) = resolver {
                     route_decoded(&mut msg, r);
@@ -283,17 +303,37 @@ impl Dispatcher {
         }
     }
 
+    /// The format of a chunk that a decoder decodes (of a stateless format).
+    fn stateless(&self, c: &Chunk) -> Option<Format> {
+        Some(self.formats.get(&c.input).copied().unwrap_or(self.default)).filter(|f| f.stateless())
+    }
+
+    /// The format to decode `msg` with, when it is a chunk a decoder decodes.
+    fn decodable(&self, msg: &SourceMsg) -> Option<Format> {
+        match msg {
+            SourceMsg::Chunk(c) => self.stateless(c),
+            _ => None,
+        }
+    }
+
     /// Hands one message on; `false` once the pool's far end is gone.
     fn dispatch(&mut self, msg: SourceMsg) -> bool {
         if let SourceMsg::Opened { input, format, .. } = &msg {
             self.formats.insert(*input, *format);
         }
         let job = match msg {
-            SourceMsg::Chunk(c) => match self.formats.get(&c.input).copied().unwrap_or(self.default) {
-                format if format.stateless() => Job::Decode(c, format, Instant::now()),
-                _ => return self.order.send(Slot::Now(SourceMsg::Chunk(c))).is_ok(),
+            SourceMsg::Chunk(c) => match self.stateless(&c) {
+                Some(format) => Job::Decode(c, format, Instant::now()),
+                None => return self.order.send(Slot::Now(SourceMsg::Chunk(c))).is_ok(),
             },
-            decoded @ (SourceMsg::Decoded(..) | SourceMsg::Batch(_)) if self.routing => Job::Route(decoded),
+            SourceMsg::Batch(msgs) if self.routing || msgs.iter().any(|m| self.decodable(m).is_some()) => {
+                let with_formats = msgs.into_iter().map(|m| {
+                    let format = self.decodable(&m);
+                    (m, format)
+                });
+                Job::Batch(with_formats.collect(), Instant::now())
+            }
+            decoded @ SourceMsg::Decoded(..) if self.routing => Job::Route(decoded),
             other => return self.order.send(Slot::Now(other)).is_ok(),
         };
         let (reply_tx, reply_rx) = sync_channel(1);
@@ -395,10 +435,11 @@ mod tests {
         assert!(Arc::ptr_eq(&next(3), &new));
     }
 
-    /// Lines decoded upstream (the merge of several inputs hands them over decoded, in
-    /// batches) are routed by the decoders too, and keep their order among the rest.
+    /// A batch of merged runs: lines decoded upstream (the merge decoded them for their
+    /// times) are routed by the decoders, and runs not decoded yet are decoded and routed;
+    /// all keep their order among the rest.
     #[test]
-    fn lines_decoded_upstream_are_routed_by_the_decoders() {
+    fn batched_runs_are_decoded_and_routed_by_the_decoders() {
         let entry = crate::roster::RosterEntry { address: "anna@exempel.se".into(), ..Default::default() };
         let routing = Routing::new(Arc::new(Settings::default_settings()), Arc::new(Roster::new(vec![entry])));
         let (tx, rx) = sync_channel(2);
@@ -413,7 +454,8 @@ mod tests {
             }
             SourceMsg::Decoded(c, lines.done(Instant::now(), None))
         };
-        tx.send(SourceMsg::Batch(vec![upstream(1), SourceMsg::End { input: 1, error: None }, upstream(3)])).unwrap();
+        let not_decoded = SourceMsg::Chunk(chunk(0, 3, &[&access(1), "{not json"]));
+        tx.send(SourceMsg::Batch(vec![upstream(1), SourceMsg::End { input: 1, error: None }, not_decoded])).unwrap();
         tx.send(SourceMsg::Chunk(chunk(0, 5, &[&access(2)]))).unwrap();
         drop(tx);
         let mut firsts = Vec::new();
@@ -426,7 +468,11 @@ mod tests {
         };
         for msg in out {
             match msg {
-                SourceMsg::Batch(msgs) => msgs.into_iter().for_each(|m| if let SourceMsg::Decoded(c, mut d) = m { check(&c, &mut d) }),
+                SourceMsg::Batch(msgs) => msgs.into_iter().for_each(|m| match m {
+                    SourceMsg::Decoded(c, mut d) => check(&c, &mut d),
+                    SourceMsg::End { .. } => {}
+                    other => panic!("unexpected in the batch: {other:?}"),
+                }),
                 SourceMsg::Decoded(c, mut d) => assert!(d.routed_with().is_some() && d.next_line(&mut Vec::new(), &mut Vec::new()).is_ok() && c.first_line == 5),
                 other => panic!("unexpected {other:?}"),
             }

@@ -9,20 +9,26 @@
 //!   name ([`Format::from_name`]) reads PATH in that format; any other argument is a path
 //!   in the default format ([`parse_arg`]).
 //! - Several inputs are **merged into one stream in event-time order** ([`read_merged`]):
-//!   the reader decodes each input's lines (with a decoder of its own, of the input's
-//!   format) only to learn their times, and always hands over the line with the earliest
-//!   time among the inputs' next lines (ties: the input listed first; a line that yields no
-//!   event goes with the line before it). Lines of one input keep their order. An input is
+//!   the reader learns each line's time and always hands over the line with the earliest
+//!   time among the inputs' next lines (ties: the input listed first; a line without a time
+//!   goes with the line before it). Lines of one input keep their order. An input is
 //!   opened only once the merged stream reaches the time of its first record, so a
 //!   directory of a year of hourly logs keeps only the files that overlap open.
+//! - A line's time: for normalized JSON, its `time` member, read without decoding the
+//!   record ([`Format::quick_time`]; a record with a readable time goes by it even when
+//!   the rest of it is bad). Otherwise, or when that read is in doubt, the time of the first
+//!   event the line decodes to, with a decoder of the input's own.
+//! - No line is decoded twice for the merge: lines of a stateless format
+//!   ([`Format::stateless`]) that were decoded for their times go over decoded
+//!   ([`SourceMsg::Decoded`]); normalized JSON lines go over as lines (the decode pool
+//!   decodes them). Formats that keep state between lines are the exception: they are
+//!   decoded again downstream, by the stage's one decoder per input, which also hands over
+//!   what it holds when the input ends.
+//! - Inputs whose times interleave give short runs of lines; these go over in batches of
+//!   about a chunk's bytes ([`SourceMsg::Batch`]), not one hand-over per run.
 //! - Reading, decompression, line splitting and merging run on their own thread and hand
 //!   chunks over a bounded channel (backpressure, bounded memory: one pending line per open
-//!   input plus the chunk being filled).
-//!
-//! - Lines of a stateless format ([`Format::stateless`]) that the merge decoded to learn
-//!   their times are handed over decoded ([`SourceMsg::Decoded`]), so they are decoded once.
-//!   Formats that keep state between lines are decoded again downstream, by the stage's
-//!   one decoder per input, which also hands over what it holds when the input ends.
+//!   input plus the batch being filled).
 //!
 //! Not guaranteed: order across inputs beyond what their times say — a record far out of
 //! order within its file (a clock jump) holds the rest of that file back until the other
@@ -297,8 +303,7 @@ struct Cursor {
     line: u64,
     /// The time of the head, else of the last line before it that had one.
     time: Option<DateTime<Utc>>,
-    /// Whether the input's lines are handed over decoded (a stateless format).
-    hand_decoded: bool,
+    format: Format,
     /// The head's events and result, when it was decoded and is handed over decoded.
     decoded: Option<(Vec<Event>, Result<(), DecodeError>)>,
     events: Vec<Event>,
@@ -315,7 +320,7 @@ impl Cursor {
             name,
             line: 0,
             time: None,
-            hand_decoded: input.format.stateless(),
+            format: input.format,
             decoded: None,
             events: Vec::new(),
         })
@@ -335,6 +340,12 @@ impl Cursor {
             return Ok(true);
         }
         let l = self.head.lines[0];
+        let line = &self.head.data[l.start..l.end];
+        if let Some(t) = l.cut_from.is_none().then(|| self.format.quick_time(line)).flatten() {
+            // Read without decoding the record: the decode pool decodes it, once.
+            self.time = Some(t);
+            return Ok(true);
+        }
         // A cut line is never decoded downstream either: it has no time and no events.
         let result = match l.cut_from {
             Some(_) => Ok(()),
@@ -343,7 +354,7 @@ impl Cursor {
         if let Some(e) = self.events.first() {
             self.time = Some(e.time);
         }
-        match self.hand_decoded {
+        match self.format.stateless() {
             true => self.decoded = Some((std::mem::take(&mut self.events), result)),
             false => self.events.clear(),
         }
@@ -602,17 +613,21 @@ mod tests {
 
     /// What a merge handed over, in chunks of about `chunk_bytes`.
     struct Merged {
+        /// The inputs' formats.
+        formats: Vec<Format>,
         /// Messages sent (a batch is one).
         hand_overs: usize,
-        /// Lines handed over decoded, each checked to carry the events of its own text.
-        decoded: usize,
+        /// Lines handed over decoded, by input, each checked to carry the events its own
+        /// text decodes to.
+        decoded: BTreeMap<usize, usize>,
     }
 
     fn merged_in(inputs: &[FileInput], chunk_bytes: usize) -> (Handed, Merged) {
         let (tx, rx) = std::sync::mpsc::sync_channel(4);
+        let formats = inputs.iter().map(|i| i.format).collect();
         let inputs = inputs.to_vec();
         let reader = std::thread::spawn(move || read_merged(&inputs, &[], &tx, 1 << 16, chunk_bytes, &DecodeOptions::default()));
-        let (mut handed, mut stats) = ((Vec::new(), Vec::new()), Merged { hand_overs: 0, decoded: 0 });
+        let (mut handed, mut stats) = ((Vec::new(), Vec::new()), Merged { formats, hand_overs: 0, decoded: BTreeMap::new() });
         for msg in rx {
             stats.hand_overs += 1;
             take(msg, &mut handed, &mut stats);
@@ -629,10 +644,11 @@ mod tests {
                 for (i, l) in c.lines.iter().enumerate() {
                     let mut events = Vec::new();
                     let ok = d.next_line(&mut events, &mut Vec::new()).is_ok();
-                    let decoded_again = crate::decode::normalized::NormalizedDecoder.decode(text(&c, l).as_bytes(), &c.pos(i), &mut Vec::new()).is_ok();
+                    let mut again = Vec::new();
+                    let decoded_again = stats.formats[c.input].decoder(&DecodeOptions::default()).decode(text(&c, l).as_bytes(), &c.pos(i), &mut again).is_ok();
                     assert_eq!(ok, decoded_again, "line {} keeps its result", c.first_line + i as u64);
-                    assert!(events.iter().all(|e| e.source == c.pos(i)), "line {} carries its own events", c.first_line + i as u64);
-                    stats.decoded += usize::from(ok && events.len() == 1);
+                    assert!(events.iter().map(|e| &**e).eq(again.iter()), "line {} carries its own events", c.first_line + i as u64);
+                    *stats.decoded.entry(c.input).or_default() += usize::from(ok && events.len() == 1);
                     handed.0.push((c.input, text(&c, l)));
                 }
             }
@@ -670,26 +686,30 @@ mod tests {
     }
 
     /// Two inputs whose lines alternate in time: the runs of one line each go over in
-    /// batches of about a chunk's bytes, not one hand-over per line, and their lines arrive
-    /// decoded (by the merge, which decoded them for their times: not a second time
-    /// downstream). Each line was read while the other input was still open, so all are.
+    /// batches of about a chunk's bytes, not one hand-over per line, and no line is decoded
+    /// twice. The normalized JSON input's times are read without decoding its records (the
+    /// decode pool decodes them); the Microsoft 365 input's records had to be decoded for
+    /// their times, so they go over decoded. Each line was read while the other input was
+    /// still open, so all of the second input's are.
     #[test]
     fn interleaved_inputs_go_over_in_batches_and_are_decoded_once() {
         let dir = tempfile::tempdir().unwrap();
-        let write = |name: &str, minute: u32| {
-            let lines: Vec<String> = (0..60).map(|h| event(&format!("2026-03-02T{:02}:{:02}:{minute:02}Z", h / 6 + 8, h % 6 * 10), name)).collect();
+        let time = |h: u32, second: u32| format!("2026-03-02T{:02}:{:02}:{second:02}", h / 6 + 8, h % 6 * 10);
+        let m365 = |t: String| format!(r#"{{"CreationTime":"{t}","Id":"b20e","Operation":"MailboxLogin","RecordType":2,"ResultStatus":"Succeeded","UserType":0,"Workload":"Exchange","UserId":"b@exempel.se","ClientInfoString":"Client=Microsoft.Exchange.Imap4","MailboxOwnerUPN":"b@exempel.se"}}"#);
+        let write = |name: &str, lines: Vec<String>, format| {
             let p = dir.path().join(name);
             std::fs::write(&p, lines.join("\n") + "\n").unwrap();
-            FileInput { input: Input::File(p), format: Format::Normalized }
+            FileInput { input: Input::File(p), format }
         };
-        let (a, b) = (write("a@exempel.se", 0), write("b@exempel.se", 30));
+        let a = write("a.jsonl", (0..60).map(|h| event(&format!("{}Z", time(h, 0)), "a@exempel.se")).collect(), Format::Normalized);
+        let b = write("b.jsonl", (0..60).map(|h| m365(time(h, 30))).collect(), Format::M365);
         let ((lines, ends), stats) = merged_in(&[a, b], 4096);
         let order: Vec<usize> = lines.iter().map(|(i, _)| *i).collect();
         assert_eq!(&order[..6], [0, 1, 0, 1, 0, 1], "the lines alternate");
         assert_eq!((lines.len(), ends.len()), (120, 2));
         let bytes: usize = lines.iter().map(|(_, l)| l.len()).sum();
         assert!(stats.hand_overs <= bytes / 4096 + 3, "{} hand-overs for {bytes} bytes", stats.hand_overs);
-        assert_eq!(stats.decoded, 120, "every line arrives decoded");
+        assert_eq!(stats.decoded, BTreeMap::from([(1, 60)]), "only the Microsoft 365 records arrive decoded, all of them");
     }
 
     #[test]
