@@ -36,10 +36,15 @@ pub fn decode_lines(format: Format, data: &[u8]) {
         lines = i as u64 + 1;
         let mut out = Vec::new();
         let result = decoder.decode(line, &SourcePos::line(name.clone(), lines), &mut out);
+        let decoded = result.is_ok();
         check(result, &out);
         if let (Format::Normalized, Ok(text)) = (format, std::str::from_utf8(line)) {
             if let Err(e) = brevvakt::decode::normalized::paths_agree(text) {
                 panic!("the normalized decoder's two paths disagree on {text:?}: {e}");
+            }
+            // The merge orders by the time read without decoding: the decoded time, or none.
+            if let (Some(quick), true, Some(ev)) = (format.quick_time(line), decoded, out.first()) {
+                assert_eq!(quick, ev.time, "the time read without decoding {text:?} is not the decoded one");
             }
         }
     }
