@@ -9,7 +9,7 @@
 //!
 //! Backpressure: messages go to the pipeline's bounded channel with `try_send`. One that
 //! does not fit waits in the reader's queue, and every later message queues behind it (see
-//! [`Outlet`]). While anything is queued, fetching of every assigned partition is paused
+//! `Outlet`). While anything is queued, fetching of every assigned partition is paused
 //! (`pause`; counted in `brevvakt_kafka_backpressure_pauses_total`, logged at info at most
 //! every 10 s), the reader keeps polling (every 10 ms) and retrying the queue, and once
 //! the queue is empty fetching resumes. Partitions assigned while paused are paused at once;
