@@ -121,11 +121,6 @@ impl DecodedLines {
         self.lines.push((self.events.len() - first_event, self.routes.len() - first_route, result));
     }
 
-    /// Whether no line was added.
-    pub fn is_empty(&self) -> bool {
-        self.lines.is_empty()
-    }
-
     /// The lines, for the stage; `routed_with` names the roster of the resolver used.
     pub fn done(self, arrived: Instant, routed_with: Option<Arc<Roster>>) -> Decoded {
         Decoded { arrived, events: self.events.into_iter(), routes: self.routes.into_iter(), lines: self.lines.into_iter(), routed_with }
@@ -183,15 +178,12 @@ impl Decoded {
 /// Work for a decoder, and where to answer.
 type Work = (Job, SyncSender<SourceMsg>);
 
-/// What a decoder does.
+/// What a decoder makes ready for the stage ([`prepare`]), with when it arrived: one
+/// message, or a batch's (runs of several merged inputs), each with the format to decode
+/// it with when it is a chunk of a stateless format.
 enum Job {
-    /// Decode (and route) a chunk of a stateless format that arrived at this instant.
-    Decode(Chunk, Format, Instant),
-    /// A batch of messages (runs of several merged inputs): decode (and route) those of
-    /// its chunks given a format, route the lines decoded upstream, keep the rest as it is.
+    One(SourceMsg, Option<Format>, Instant),
     Batch(Vec<(SourceMsg, Option<Format>)>, Instant),
-    /// Route the events of lines decoded upstream (by the merge of several inputs).
-    Route(SourceMsg),
 }
 
 /// One entry of the order queue.
@@ -227,44 +219,29 @@ fn decode_loop(work: &Receiver<Work>, opts: &DecodeOptions, routing: Option<&Rou
     for (job, reply) in work {
         let resolver = routing.map(|r| r.resolver(&mut resolver));
         let msg = match job {
-            Job::Decode(chunk, format, arrived) => {
-                let decoded = Decoded::of(&chunk, format, opts, arrived, resolver);
-                SourceMsg::Decoded(chunk, decoded)
-            }
-            Job::Batch(msgs, arrived) => SourceMsg::Batch(
-                msgs.into_iter()
-                    .map(|(msg, format)| match (msg, format) {
-                        (SourceMsg::Chunk(chunk), Some(format)) => {
-                            let decoded = Decoded::of(&chunk, format, opts, arrived, resolver);
-                            SourceMsg::Decoded(chunk, decoded)
-                        }
-                        (mut msg, _) => {
-                            if let Some(r) = resolver {
-                                route_decoded(&mut msg, r);
-                            }
-                            msg
-                        }
-                    })
-                    .collect(),
-            ),
-            Job::Route(mut msg) => {
-                if let Some(r) = resolver {
-                    route_decoded(&mut msg, r);
-                }
-                msg
-            }
+            Job::One(msg, format, arrived) => prepare(msg, format, opts, arrived, resolver),
+            Job::Batch(msgs, arrived) => SourceMsg::Batch(msgs.into_iter().map(|(m, format)| prepare(m, format, opts, arrived, resolver)).collect()),
         };
         // The sequencer may have gone (the stage stopped): nothing left to do then.
         let _ = reply.send(msg);
     }
 }
 
-/// Routes the decoded lines in `msg` (a batch's too).
-fn route_decoded(msg: &mut SourceMsg, resolver: &Resolver) {
-    match msg {
-        SourceMsg::Decoded(_, d) => d.route(resolver),
-        SourceMsg::Batch(msgs) => msgs.iter_mut().for_each(|m| route_decoded(m, resolver)),
-        _ => {}
+/// Makes one message ready for the stage: a chunk given a format is decoded (and routed
+/// with `resolver`), lines decoded upstream are routed, anything else stays as it is.
+fn prepare(msg: SourceMsg, format: Option<Format>, opts: &DecodeOptions, arrived: Instant, resolver: Option<&Resolver>) -> SourceMsg {
+    match (msg, format) {
+        (SourceMsg::Chunk(chunk), Some(format)) => {
+            let decoded = Decoded::of(&chunk, format, opts, arrived, resolver);
+            SourceMsg::Decoded(chunk, decoded)
+        }
+        (SourceMsg::Decoded(chunk, mut decoded), _) => {
+            if let Some(r) = resolver {
+                decoded.route(r);
+            }
+            SourceMsg::Decoded(chunk, decoded)
+        }
+        (other, _) => other,
     }
 }
 
@@ -323,7 +300,7 @@ impl Dispatcher {
         }
         let job = match msg {
             SourceMsg::Chunk(c) => match self.stateless(&c) {
-                Some(format) => Job::Decode(c, format, Instant::now()),
+                Some(format) => Job::One(SourceMsg::Chunk(c), Some(format), Instant::now()),
                 None => return self.order.send(Slot::Now(SourceMsg::Chunk(c))).is_ok(),
             },
             SourceMsg::Batch(msgs) if self.routing || msgs.iter().any(|m| self.decodable(m).is_some()) => {
@@ -333,7 +310,7 @@ impl Dispatcher {
                 });
                 Job::Batch(with_formats.collect(), Instant::now())
             }
-            decoded @ SourceMsg::Decoded(..) if self.routing => Job::Route(decoded),
+            decoded @ SourceMsg::Decoded(..) if self.routing => Job::One(decoded, None, Instant::now()),
             other => return self.order.send(Slot::Now(other)).is_ok(),
         };
         let (reply_tx, reply_rx) = sync_channel(1);

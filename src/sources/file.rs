@@ -349,7 +349,7 @@ impl Cursor {
         // A cut line is never decoded downstream either: it has no time and no events.
         let result = match l.cut_from {
             Some(_) => Ok(()),
-            None => self.decoder.decode(&self.head.data[l.start..l.end], &SourcePos::line(self.name.clone(), self.line), &mut self.events),
+            None => self.decoder.decode(line, &SourcePos::line(self.name.clone(), self.line), &mut self.events),
         };
         if let Some(e) = self.events.first() {
             self.time = Some(e.time);
