@@ -7,7 +7,6 @@
 
 use std::hint::black_box;
 use std::path::Path;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use brevvakt::decode::{DecodeOptions, Format};
@@ -49,12 +48,12 @@ fn input(name: &str) -> Vec<Vec<u8>> {
 /// Decodes every line with one fresh decoder; returns the number of events.
 fn run(format: Format, opts: &DecodeOptions, lines: &[Vec<u8>]) -> usize {
     let mut decoder = format.decoder(opts);
-    let name: Arc<str> = "bench".into();
+    let name = brevvakt::event::InputName::new("bench");
     let mut out = Vec::with_capacity(8);
     let mut events = 0;
     for (i, line) in lines.iter().enumerate() {
         out.clear();
-        let _ = decoder.decode(line, &SourcePos::line(name.clone(), i as u64 + 1), &mut out);
+        let _ = decoder.decode(line, &SourcePos::line(name, i as u64 + 1), &mut out);
         events += out.len();
     }
     events

@@ -337,11 +337,11 @@ fn reader_stage(path: &Path) -> u64 {
 fn decode_only(data: &[u8], lines: &[(usize, usize)]) -> u64 {
     let settings = Settings::default_settings();
     let mut decoder = settings.config.input.format.decoder(&settings.decode_options());
-    let name: Arc<str> = "bench".into();
+    let name = brevvakt::event::InputName::new("bench");
     let mut out = Vec::with_capacity(4);
     let mut events = 0;
     for (i, &(s, e)) in lines.iter().enumerate() {
-        let pos = brevvakt::event::SourcePos::line(name.clone(), i as u64 + 1);
+        let pos = brevvakt::event::SourcePos::line(name, i as u64 + 1);
         let _ = decoder.decode(&data[s..e], &pos, &mut out);
         events += out.len() as u64;
         out.clear();
@@ -358,12 +358,12 @@ fn decode_route_with(data: &[u8], lines: &[(usize, usize)], roster: &Path, mut a
     let mut router = Router::new(settings.clone(), roster, RouterState::default());
     let mut wm = Watermark::new(settings.config.reading.allowed_lateness);
     let input = wm.add_input();
-    let name: Arc<str> = "bench".into();
+    let name = brevvakt::event::InputName::new("bench");
     let (mut events, mut routed) = (Vec::with_capacity(4), Vec::with_capacity(4));
     let mut n = 0u64;
     for (i, &(s, e)) in lines.iter().enumerate() {
         let seq = i as u64 + 1;
-        let pos = brevvakt::event::SourcePos::line(name.clone(), seq);
+        let pos = brevvakt::event::SourcePos::line(name, seq);
         let _ = decoder.decode(&data[s..e], &pos, &mut events);
         for ev in events.drain(..) {
             wm.observe(input, ev.time);

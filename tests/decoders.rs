@@ -29,7 +29,7 @@ fn fixture(name: &str) -> Vec<u8> {
 /// Decodes `input` line by line with one decoder, as a source does.
 fn decode_bytes(format: Format, opts: &DecodeOptions, input: &[u8]) -> Lines {
     let mut decoder = format.decoder(opts);
-    let name: std::sync::Arc<str> = "fixture".into();
+    let name = brevvakt::event::InputName::new("fixture");
     input
         .strip_suffix(b"\n")
         .unwrap_or(input)
@@ -37,7 +37,7 @@ fn decode_bytes(format: Format, opts: &DecodeOptions, input: &[u8]) -> Lines {
         .enumerate()
         .map(|(i, line)| {
             let mut out = Vec::new();
-            decoder.decode(line, &SourcePos::line(name.clone(), i as u64 + 1), &mut out).map(|()| out)
+            decoder.decode(line, &SourcePos::line(name, i as u64 + 1), &mut out).map(|()| out)
         })
         .collect()
 }
@@ -443,10 +443,10 @@ fn tracking_skips_receive_and_fail_and_reports_bad_records() {
 /// Feeds `lines` to one decoder, then ends the input: the events, and what `finish` said.
 fn decode_to_end(format: Format, lines: &[&str]) -> (Vec<Event>, Result<Vec<Event>, brevvakt::decode::Unfinished>) {
     let mut decoder = format.decoder(&opts());
-    let name: std::sync::Arc<str> = "input".into();
+    let name = brevvakt::event::InputName::new("input");
     let mut events = Vec::new();
     for (i, line) in lines.iter().enumerate() {
-        decoder.decode(line.as_bytes(), &SourcePos::line(name.clone(), i as u64 + 1), &mut events).unwrap();
+        decoder.decode(line.as_bytes(), &SourcePos::line(name, i as u64 + 1), &mut events).unwrap();
     }
     let mut held = Vec::new();
     let finished = decoder.finish(&mut held).map(|()| held);

@@ -88,12 +88,12 @@ impl Mixed {
 /// Every event of a file, by line, decoded as a replay decodes it.
 fn decode_file(path: &Path, format: Format) -> BTreeMap<u64, Vec<Event>> {
     let mut decoder = format.decoder(&brevvakt::config::Settings::default_settings().decode_options());
-    let name: std::sync::Arc<str> = path.display().to_string().into();
+    let name = brevvakt::event::InputName::new(&path.display().to_string());
     let text = std::fs::read(path).unwrap();
     let mut out = BTreeMap::new();
     for (i, line) in text.strip_suffix(b"\n").unwrap_or(&text).split(|&b| b == b'\n').enumerate() {
         let mut events = Vec::new();
-        decoder.decode(line, &SourcePos::line(name.clone(), i as u64 + 1), &mut events).unwrap_or_else(|e| panic!("{}:{}: {e}", path.display(), i + 1));
+        decoder.decode(line, &SourcePos::line(name, i as u64 + 1), &mut events).unwrap_or_else(|e| panic!("{}:{}: {e}", path.display(), i + 1));
         if !events.is_empty() {
             out.insert(i as u64 + 1, events);
         }

@@ -132,7 +132,7 @@ fn the_sample_week_is_accepted_by_the_schemas_exactly_where_the_decoder_accepts_
     let by_type = type_validators();
     let any_event = validator("event.schema.json");
     let lines = sample_lines();
-    let name: Arc<str> = Arc::from(SAMPLE);
+    let name = brevvakt::event::InputName::new(SAMPLE);
     let mut decoder = NormalizedDecoder;
     let (mut decoder_rejected, mut schema_rejected) = (0, 0);
     let mut validated: BTreeMap<&str, usize> = BTreeMap::new();
@@ -140,7 +140,7 @@ fn the_sample_week_is_accepted_by_the_schemas_exactly_where_the_decoder_accepts_
     for (i, line) in lines.iter().enumerate() {
         let no = i as u64 + 1;
         let mut out = Vec::new();
-        let decoded = decoder.decode(line, &SourcePos::line(name.clone(), no), &mut out);
+        let decoded = decoder.decode(line, &SourcePos::line(name, no), &mut out);
         if decoded.is_err() {
             decoder_rejected += 1;
         }

@@ -331,7 +331,7 @@ mod tests {
     use std::sync::Arc;
 
     fn chunk(input: usize, first_line: u64, lines: &[&str]) -> Chunk {
-        let mut c = Chunk { input, name: Arc::from("t"), first_line, data: Vec::new(), lines: Vec::new(), bytes_read: 0, partition: None };
+        let mut c = Chunk { input, name: "t".into(), first_line, data: Vec::new(), lines: Vec::new(), bytes_read: 0, partition: None };
         for l in lines {
             let start = c.data.len();
             c.data.extend_from_slice(l.as_bytes());

@@ -41,7 +41,7 @@ use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::SyncSender;
-use std::sync::Arc;
+use crate::event::InputName;
 
 use anyhow::{bail, Context, Result};
 use chrono::{DateTime, Utc};
@@ -187,11 +187,11 @@ fn first_time(input: &FileInput, opts: &DecodeOptions) -> Option<DateTime<Utc>> 
     }
     let reader = open(&input.input).ok()?;
     let mut decoder = input.format.decoder(opts);
-    let name: Arc<str> = input.input.name().into();
+    let name = InputName::new(&input.input.name());
     let mut out = Vec::new();
     for (i, line) in reader.split(b'\n').take(100).enumerate() {
         let line = line.ok()?;
-        if decoder.decode(&line, &SourcePos::line(name.clone(), i as u64 + 1), &mut out).is_ok() {
+        if decoder.decode(&line, &SourcePos::line(name, i as u64 + 1), &mut out).is_ok() {
             if let Some(e) = out.first() {
                 return Some(e.time);
             }
@@ -222,14 +222,14 @@ pub fn read_all(inputs: &[Input], done: &[bool], tx: &SyncSender<SourceMsg>, max
 /// Reads one input; `Ok(false)` when the receiver went away.
 fn read_one(idx: usize, input: &Input, tx: &SyncSender<SourceMsg>, max_line: usize, chunk_bytes: usize) -> Result<bool> {
     let mut reader = open(input)?;
-    let name: Arc<str> = input.name().into();
+    let name = InputName::new(&input.name());
     let mut splitter = LineSplitter::new(max_line);
-    let mut chunk = new_chunk(idx, &name, 1);
+    let mut chunk = new_chunk(idx, name, 1);
     loop {
         let more = splitter.next_line(&mut reader, &mut chunk)?;
         if !more || chunk.data.len() >= chunk_bytes {
             let next_line = chunk.first_line + chunk.lines.len() as u64;
-            let full = std::mem::replace(&mut chunk, new_chunk(idx, &name, next_line));
+            let full = std::mem::replace(&mut chunk, new_chunk(idx, name, next_line));
             // The next chunk will be about as big: sized at once, not grown by doubling.
             chunk.data.reserve(full.data.len());
             chunk.lines.reserve(full.lines.len());
@@ -243,8 +243,8 @@ fn read_one(idx: usize, input: &Input, tx: &SyncSender<SourceMsg>, max_line: usi
     }
 }
 
-fn new_chunk(input: usize, name: &Arc<str>, first_line: u64) -> Chunk {
-    Chunk { input, name: name.clone(), first_line, data: Vec::new(), lines: Vec::new(), bytes_read: 0, partition: None }
+fn new_chunk(input: usize, name: InputName, first_line: u64) -> Chunk {
+    Chunk { input, name, first_line, data: Vec::new(), lines: Vec::new(), bytes_read: 0, partition: None }
 }
 
 /// Reads the inputs not marked `done` (already covered by a checkpoint) and sends their
@@ -296,7 +296,7 @@ struct Cursor {
     reader: Box<dyn BufRead + Send>,
     splitter: LineSplitter,
     decoder: Box<dyn Decoder>,
-    name: Arc<str>,
+    name: InputName,
     /// Holds exactly the head line.
     head: Chunk,
     /// The head's line number.
@@ -311,12 +311,12 @@ struct Cursor {
 
 impl Cursor {
     fn open(idx: usize, input: &FileInput, max_line: usize, opts: &DecodeOptions) -> Result<Cursor> {
-        let name: Arc<str> = input.input.name().into();
+        let name = InputName::new(&input.input.name());
         Ok(Cursor {
             reader: open(&input.input)?,
             splitter: LineSplitter::new(max_line),
             decoder: input.format.decoder(opts),
-            head: new_chunk(idx, &name, 1),
+            head: new_chunk(idx, name, 1),
             name,
             line: 0,
             time: None,
@@ -349,7 +349,7 @@ impl Cursor {
         // A cut line is never decoded downstream either: it has no time and no events.
         let result = match l.cut_from {
             Some(_) => Ok(()),
-            None => self.decoder.decode(line, &SourcePos::line(self.name.clone(), self.line), &mut self.events),
+            None => self.decoder.decode(line, &SourcePos::line(self.name, self.line), &mut self.events),
         };
         if let Some(e) = self.events.first() {
             self.time = Some(e.time);
@@ -439,7 +439,7 @@ impl<'a> Merge<'a> {
             return false;
         }
         let Some(cursor) = self.open.get_mut(&idx) else { return true };
-        let (out, lines) = self.out.get_or_insert_with(|| (new_chunk(idx, &cursor.name, cursor.line), decoded.then(DecodedLines::default)));
+        let (out, lines) = self.out.get_or_insert_with(|| (new_chunk(idx, cursor.name, cursor.line), decoded.then(DecodedLines::default)));
         let l = cursor.head.lines[0];
         let start = out.data.len();
         out.data.extend_from_slice(&cursor.head.data[l.start..l.end]);
@@ -585,8 +585,8 @@ mod tests {
     fn split(input: &[u8], max: usize) -> Vec<(Vec<u8>, Option<u64>)> {
         let mut r = io::Cursor::new(input.to_vec());
         let mut s = LineSplitter::new(max);
-        let name: Arc<str> = "t".into();
-        let mut c = new_chunk(0, &name, 1);
+        let name = InputName::new("t");
+        let mut c = new_chunk(0, name, 1);
         while s.next_line(&mut r, &mut c).unwrap() {}
         c.lines.iter().map(|l| (c.data[l.start..l.end].to_vec(), l.cut_from)).collect()
     }

@@ -425,7 +425,7 @@ impl Chunker {
                     return false;
                 }
             }
-            let name: Arc<str> = topic.into();
+            let name = crate::event::InputName::new(topic);
             self.chunks.insert(idx, Chunk { input: idx, name, first_line: line_no, data: Vec::new(), lines: Vec::new(), bytes_read: 0, partition: Some(partition) });
         }
         let chunk = self.chunks.get_mut(&idx).expect("inserted above");

@@ -16,7 +16,6 @@ pub mod file;
 pub mod kafka;
 pub mod kafka_replay;
 
-use std::sync::Arc;
 
 /// One raw line inside a chunk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,7 +34,7 @@ pub struct Chunk {
     /// Index of the input (order of reading).
     pub input: usize,
     /// The input's name for positions.
-    pub name: Arc<str>,
+    pub name: crate::event::InputName,
     /// Line number of the first line.
     pub first_line: u64,
     /// The bytes of the lines, without terminators.
@@ -54,8 +53,8 @@ impl Chunk {
     pub fn pos(&self, i: usize) -> crate::event::SourcePos {
         let number = self.first_line + i as u64;
         match self.partition {
-            Some(p) => crate::event::SourcePos { name: self.name.clone(), offset: number - 1, partition: Some(p) },
-            None => crate::event::SourcePos::line(self.name.clone(), number),
+            Some(p) => crate::event::SourcePos { name: self.name, offset: number - 1, partition: Some(p) },
+            None => crate::event::SourcePos::line(self.name, number),
         }
     }
 }
