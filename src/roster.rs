@@ -436,6 +436,24 @@ mod tests {
         Roster::new(parse_csv(CSV).unwrap())
     }
 
+    /// Index keys are kept in the table up to 54 bytes and elsewhere beyond: addresses on
+    /// both sides of that length, and one a byte off, resolve exactly.
+    #[test]
+    fn long_and_short_addresses_and_aliases_resolve_alike() {
+        let long = format!("{}@socialforvaltningen.exempel.se", "a".repeat(30));
+        let edge = format!("{}@exempel.se", "e".repeat(INLINE - "@exempel.se".len()));
+        let entry = |a: &str, alias: &str, member: &str| RosterEntry { address: a.into(), aliases: vec![alias.into()], members: vec![member.into()], ..RosterEntry::default() };
+        let r = Roster::new(vec![entry(&long, &edge, &long), entry("kort@exempel.se", &format!("x{long}"), &edge)]);
+        assert!(long.len() > INLINE && edge.len() == INLINE);
+        assert_eq!(r.resolve(&long), (long.as_str(), Some(0)));
+        assert_eq!(r.resolve(&edge), (long.as_str(), Some(0)));
+        assert_eq!(r.resolve(&format!("x{long}")), ("kort@exempel.se", Some(1)));
+        assert_eq!(r.resolve(&long[1..]), (&long[1..], None), "a key one byte shorter is another key");
+        assert_eq!(r.resolve(&edge[..INLINE - 1]), (&edge[..INLINE - 1], None));
+        assert_eq!(r.readable_at(&edge).map(|(p, _)| p).collect::<Vec<_>>(), [1]);
+        assert_eq!(r.readable_at(&long).map(|(p, _)| p).collect::<Vec<_>>(), [0]);
+    }
+
     #[test]
     fn standing_delegate_and_leave_delegate_relations() {
         let r = roster();
