@@ -119,7 +119,7 @@ fn main() {
         return;
     }
     if support::find_tansu().is_none() {
-        println!("kafka harness skipped: the tansu broker is not installed (`cargo install tansu --locked --features dynostore`)");
+        println!("kafka harness skipped: the tansu broker is not installed (`.ci/tansu/install`)");
         return;
     }
     let plan = Plan::from_env();

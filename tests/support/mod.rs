@@ -3,9 +3,9 @@
 //! [`Broker::start_with`] can advertise another address (a fault-injecting forwarder in
 //! front of it) and require SASL authentication.
 //!
-//! tansu must be installed (`.ci/run` does: `cargo install tansu --locked --features
-//! dynostore`). Without it the Kafka tests FAIL with a message saying so: they never pass
-//! silently.
+//! tansu must be installed (`.ci/run` does, with `.ci/tansu/install`: tansu 0.6.0 with a
+//! fix for fetches that start inside a record batch). Without it the Kafka tests FAIL with
+//! a message saying so: they never pass silently.
 #![allow(dead_code)]
 
 use std::net::{TcpListener, TcpStream};
@@ -32,7 +32,7 @@ pub fn find_tansu() -> Option<PathBuf> {
 
 /// The tansu binary; panics with how to install it when it is missing.
 fn tansu() -> PathBuf {
-    find_tansu().unwrap_or_else(|| panic!("the Kafka tests need the tansu broker, which is not installed: run `cargo install tansu --locked --features dynostore` (as .ci/run does) and put ~/.cargo/bin on PATH"))
+    find_tansu().unwrap_or_else(|| panic!("the Kafka tests need the tansu broker, which is not installed: run `.ci/tansu/install` (as .ci/run does: tansu 0.6.0 with a fetch fix) and put ~/.cargo/bin on PATH"))
 }
 
 fn free_port() -> u16 {
