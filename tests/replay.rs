@@ -144,6 +144,42 @@ fn stdin_is_read_with_a_dash() {
     assert_eq!(from_stdin, alerts(&replay(dir.path(), &[], &[SAMPLE]).0).len());
 }
 
+/// A live writer on standard input (`tail -F mail.log | brevvakt replay -`): an inbox rule
+/// forwarding to Gmail is alerted while the writer still holds the pipe open, not when it
+/// closes it or when 256 KiB of later lines have come. The reader hands on what it has
+/// when it has caught up with the writer, and the alert output is handed on when no more
+/// alerts follow right behind.
+#[test]
+fn an_alert_from_a_live_pipe_is_written_while_the_pipe_stays_open() {
+    let mut child = Command::new(BIN)
+        .args(["replay", "--quiet", "--roster", ROSTER, "-"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let lines = std::thread::spawn(move || {
+        for line in std::io::BufRead::lines(std::io::BufReader::new(stdout)) {
+            let _ = tx.send(line.unwrap());
+        }
+    });
+    let access = r#"{"type":"mailbox.access","time":"2026-06-15T08:55:00+02:00","mailbox":"anna@exempel.se","user":"anna@exempel.se","protocol":"owa","result":"success"}"#;
+    let forwarding = r#"{"type":"mailbox.forwarding","time":"2026-06-15T09:00:00+02:00","mailbox":"anna@exempel.se","mechanism":"inbox_rule","rule":"semester","targets":["anna.privat@gmail.com"],"state":"enabled"}"#;
+    writeln!(stdin, "{access}\n{forwarding}").unwrap();
+    stdin.flush().unwrap();
+    let alert = rx.recv_timeout(std::time::Duration::from_secs(30)).expect("the alert is written while the pipe is open");
+    let alert: Value = serde_json::from_str(&alert).unwrap();
+    assert_eq!(alert["rule"], "external_forwarding");
+    assert_eq!(alert["evidence"]["targets"][0], "anna.privat@gmail.com");
+    drop(stdin);
+    assert!(child.wait().unwrap().success());
+    lines.join().unwrap();
+}
+
 #[test]
 fn a_directory_of_archives_is_read_in_time_order_not_name_order() {
     let dir = tempfile::tempdir().unwrap();

@@ -335,7 +335,22 @@ fn collect(rx: Receiver<BatchResult>, workers: usize, mut sink: Box<dyn AlertSin
     let mut pending: BTreeMap<u64, Pending> = BTreeMap::new();
     let mut next = 0u64;
     let mut counts = AlertCounts::new();
-    for r in rx {
+    let mut written = false;
+    loop {
+        let r = match rx.try_recv() {
+            Ok(r) => r,
+            Err(TryRecvError::Empty) => {
+                // Nothing right behind: a live reader of the output gets the alerts now.
+                if std::mem::take(&mut written) {
+                    sink.hand_on()?;
+                }
+                match rx.recv() {
+                    Ok(r) => r,
+                    Err(_) => break,
+                }
+            }
+            Err(TryRecvError::Disconnected) => break,
+        };
         let slot = pending.entry(r.no).or_default();
         slot.answers += 1;
         slot.alerts.extend(r.alerts);
@@ -346,6 +361,7 @@ fn collect(rx: Receiver<BatchResult>, workers: usize, mut sink: Box<dyn AlertSin
         while pending.get(&next).is_some_and(|p| p.answers == workers) {
             let mut done = pending.remove(&next).expect("checked above");
             done.alerts.sort_by(|a, b| a.key().cmp(&b.key()));
+            written |= !done.alerts.is_empty();
             for o in &done.alerts {
                 sink.write(&o.alert)?;
                 *counts.entry((o.alert.rule, status_name(o.alert.status))).or_default() += 1;

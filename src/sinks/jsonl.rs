@@ -3,7 +3,6 @@
 //! Guarantees: one alert per line, no wall-clock field, so two runs over the same input
 //! produce byte-identical files.
 
-
 use anyhow::Result;
 use serde::{Deserialize, Serialize};
 
@@ -51,6 +50,10 @@ impl<W: Durable> AlertSink for JsonlSink<W> {
 
     fn flush(&mut self) -> Result<()> {
         Ok(self.out.sync()?)
+    }
+
+    fn hand_on(&mut self) -> Result<()> {
+        Ok(self.out.flush()?)
     }
 
     fn position(&self) -> u64 {

@@ -18,6 +18,13 @@ pub trait AlertSink: Send {
     fn write(&mut self, alert: &Alert) -> anyhow::Result<()>;
     /// Makes everything written so far durable in the sink's sense.
     fn flush(&mut self) -> anyhow::Result<()>;
+    /// Hands what is buffered on to the output, without waiting for it to be durable. The
+    /// collector calls it whenever no more alerts wait right behind the ones it wrote, so
+    /// whoever reads a live output (a pipe, `tail -f`) sees an alert when it is written,
+    /// not when a buffer fills. Nothing to do for a sink that sends on its own.
+    fn hand_on(&mut self) -> anyhow::Result<()> {
+        Ok(())
+    }
     /// Bytes written since the start of the output (including what a resumed run kept).
     fn position(&self) -> u64;
 }

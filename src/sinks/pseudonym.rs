@@ -111,6 +111,10 @@ impl AlertSink for PseudonymSink {
         self.inner.flush()
     }
 
+    fn hand_on(&mut self) -> Result<()> {
+        self.inner.hand_on()
+    }
+
     fn position(&self) -> u64 {
         self.inner.position()
     }

@@ -26,6 +26,10 @@
 //!   what it holds when the input ends.
 //! - Inputs whose times interleave give short runs of lines; these go over in batches of
 //!   about a chunk's bytes ([`SourceMsg::Batch`]), not one hand-over per run.
+//! - Standard input as the only input is read as a live pipe may be written: once the
+//!   reader has taken everything the writer had written ([`Paced`]), it hands its partial
+//!   chunk on, so a line does not wait for 256 KiB of later lines (`tail -F | brevvakt
+//!   replay -`). Files, and standard input merged with files, go in full chunks.
 //! - Reading, decompression, line splitting and merging run on their own thread and hand
 //!   chunks over a bounded channel (backpressure, bounded memory: one pending line per open
 //!   input plus the batch being filled).
@@ -40,8 +44,9 @@ use std::collections::{BTreeMap, BinaryHeap};
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::SyncSender;
-use crate::event::InputName;
+use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
 use chrono::{DateTime, Utc};
@@ -49,7 +54,7 @@ use chrono::{DateTime, Utc};
 use super::{Chunk, Line, SourceMsg};
 use crate::decode::pool::DecodedLines;
 use crate::decode::{DecodeError, DecodeOptions, Decoder, Format};
-use crate::event::{Event, SourcePos};
+use crate::event::{Event, InputName, SourcePos};
 
 /// One input to read.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -150,11 +155,82 @@ fn is_hidden(p: &Path) -> bool {
 
 /// Opens an input, transparently decompressing gzip and zstd (by magic bytes).
 pub fn open(input: &Input) -> Result<Box<dyn BufRead + Send>> {
-    let raw: Box<dyn Read + Send> = match input {
-        Input::Stdin => Box::new(io::stdin()),
-        Input::File(p) => Box::new(File::open(p).with_context(|| p.display().to_string())?),
-    };
-    decompress(BufReader::with_capacity(1 << 16, raw))
+    open_paced(input).map(|(r, _)| r)
+}
+
+/// [`open`], and for standard input the sign that the reader has caught up with the writer.
+fn open_paced(input: &Input) -> Result<(Box<dyn BufRead + Send>, Option<CaughtUp>)> {
+    match input {
+        Input::Stdin => {
+            let caught_up = CaughtUp::default();
+            Ok((decompress(Paced::new(io::stdin(), caught_up.clone()))?, Some(caught_up)))
+        }
+        Input::File(p) => Ok((decompress(BufReader::with_capacity(1 << 16, File::open(p).with_context(|| p.display().to_string())?))?, None)),
+    }
+}
+
+/// Set while a [`Paced`] reader has handed on everything its source gave it and the
+/// source had given less than was asked for: the writer of a live pipe has paused.
+#[derive(Clone, Default)]
+struct CaughtUp(Arc<AtomicBool>);
+
+impl CaughtUp {
+    fn now(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// A buffered reader that notices when its source had less to give than it asked for.
+/// A read from a pipe returns what is in it, so once such a short read has been consumed
+/// whole, the line reader has caught up with the writer: it hands its partial chunk on
+/// then ([`read_one`]), so a line written to a live pipe reaches the pipeline at once
+/// instead of when 256 KiB have gathered behind it. A file gives full reads until its
+/// end, so file replays chunk as before.
+struct Paced<R> {
+    inner: R,
+    buf: Box<[u8]>,
+    pos: usize,
+    len: usize,
+    short: bool,
+    caught_up: CaughtUp,
+}
+
+impl<R: Read> Paced<R> {
+    fn new(inner: R, caught_up: CaughtUp) -> Self {
+        Paced { inner, buf: vec![0; 1 << 16].into_boxed_slice(), pos: 0, len: 0, short: false, caught_up }
+    }
+}
+
+impl<R: Read> Read for Paced<R> {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        let n = {
+            let have = self.fill_buf()?;
+            let n = have.len().min(out.len());
+            out[..n].copy_from_slice(&have[..n]);
+            n
+        };
+        self.consume(n);
+        Ok(n)
+    }
+}
+
+impl<R: Read> BufRead for Paced<R> {
+    fn fill_buf(&mut self) -> io::Result<&[u8]> {
+        if self.pos == self.len {
+            self.len = self.inner.read(&mut self.buf)?;
+            self.pos = 0;
+            self.short = self.len < self.buf.len();
+            self.caught_up.0.store(false, Ordering::Relaxed);
+        }
+        Ok(&self.buf[self.pos..self.len])
+    }
+
+    fn consume(&mut self, n: usize) {
+        self.pos = (self.pos + n).min(self.len);
+        if self.pos == self.len && self.short {
+            self.caught_up.0.store(true, Ordering::Relaxed);
+        }
+    }
 }
 
 /// Wraps a reader in the decompressor its first bytes call for.
@@ -221,13 +297,14 @@ pub fn read_all(inputs: &[Input], done: &[bool], tx: &SyncSender<SourceMsg>, max
 
 /// Reads one input; `Ok(false)` when the receiver went away.
 fn read_one(idx: usize, input: &Input, tx: &SyncSender<SourceMsg>, max_line: usize, chunk_bytes: usize) -> Result<bool> {
-    let mut reader = open(input)?;
+    let (mut reader, caught_up) = open_paced(input)?;
     let name = InputName::new(&input.name());
     let mut splitter = LineSplitter::new(max_line);
     let mut chunk = new_chunk(idx, name, 1);
     loop {
         let more = splitter.next_line(&mut reader, &mut chunk)?;
-        if !more || chunk.data.len() >= chunk_bytes {
+        // A live writer that paused: what it wrote goes on now, not when the chunk is full.
+        if !more || chunk.data.len() >= chunk_bytes || caught_up.as_ref().is_some_and(CaughtUp::now) {
             let next_line = chunk.first_line + chunk.lines.len() as u64;
             let full = std::mem::replace(&mut chunk, new_chunk(idx, name, next_line));
             // The next chunk will be about as big: sized at once, not grown by doubling.
