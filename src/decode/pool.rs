@@ -38,7 +38,6 @@ use std::collections::BTreeMap;
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::{self, JoinHandle};
-use std::time::Instant;
 
 use super::{DecodeError, DecodeOptions, Format};
 use crate::config::Settings;
@@ -83,8 +82,6 @@ impl Routing {
 /// A chunk's decoded lines, taken by the stage line by line.
 #[derive(Debug)]
 pub struct Decoded {
-    /// When the chunk reached the pool: the start of its records' alert latency.
-    pub arrived: Instant,
     /// Shared already here, so the stage only moves pointers.
     events: std::vec::IntoIter<Arc<Event>>,
     /// The events' copies routed by a [`Resolver`], in the events' order.
@@ -122,15 +119,15 @@ impl DecodedLines {
     }
 
     /// The lines, for the stage; `routed_with` names the roster of the resolver used.
-    pub fn done(self, arrived: Instant, routed_with: Option<Arc<Roster>>) -> Decoded {
-        Decoded { arrived, events: self.events.into_iter(), routes: self.routes.into_iter(), lines: self.lines.into_iter(), routed_with }
+    pub fn done(self, routed_with: Option<Arc<Roster>>) -> Decoded {
+        Decoded { events: self.events.into_iter(), routes: self.routes.into_iter(), lines: self.lines.into_iter(), routed_with }
     }
 }
 
 impl Decoded {
     /// Decodes every line of `chunk` with `format` (cut lines are left to the stage), and
     /// routes the events with `resolver` if given.
-    fn of(chunk: &Chunk, format: Format, opts: &DecodeOptions, arrived: Instant, resolver: Option<&Resolver>) -> Decoded {
+    fn of(chunk: &Chunk, format: Format, opts: &DecodeOptions, resolver: Option<&Resolver>) -> Decoded {
         let mut decoder = format.decoder(opts);
         let mut out = DecodedLines::with_capacity(chunk.lines.len());
         out.routes.reserve(if resolver.is_some() { chunk.lines.len() * 2 } else { 0 });
@@ -142,7 +139,7 @@ impl Decoded {
             };
             out.push_line(events.drain(..), result, resolver);
         }
-        out.done(arrived, resolver.map(|r| r.roster().clone()))
+        out.done(resolver.map(|r| r.roster().clone()))
     }
 
     /// The next line: its events appended to `out` and their routed copies to `routes`,
@@ -178,12 +175,12 @@ impl Decoded {
 /// Work for a decoder, and where to answer.
 type Work = (Job, SyncSender<SourceMsg>);
 
-/// What a decoder makes ready for the stage ([`prepare`]), with when it arrived: one
-/// message, or a batch's (runs of several merged inputs), each with the format to decode
-/// it with when it is a chunk of a stateless format.
+/// What a decoder makes ready for the stage ([`prepare`]): one message, or a batch's
+/// (runs of several merged inputs), each with the format to decode it with when it is a
+/// chunk of a stateless format.
 enum Job {
-    One(SourceMsg, Option<Format>, Instant),
-    Batch(Vec<(SourceMsg, Option<Format>)>, Instant),
+    One(SourceMsg, Option<Format>),
+    Batch(Vec<(SourceMsg, Option<Format>)>),
 }
 
 /// One entry of the order queue.
@@ -219,8 +216,8 @@ fn decode_loop(work: &Receiver<Work>, opts: &DecodeOptions, routing: Option<&Rou
     for (job, reply) in work {
         let resolver = routing.map(|r| r.resolver(&mut resolver));
         let msg = match job {
-            Job::One(msg, format, arrived) => prepare(msg, format, opts, arrived, resolver),
-            Job::Batch(msgs, arrived) => SourceMsg::Batch(msgs.into_iter().map(|(m, format)| prepare(m, format, opts, arrived, resolver)).collect()),
+            Job::One(msg, format) => prepare(msg, format, opts, resolver),
+            Job::Batch(msgs) => SourceMsg::Batch(msgs.into_iter().map(|(m, format)| prepare(m, format, opts, resolver)).collect()),
         };
         // The sequencer may have gone (the stage stopped): nothing left to do then.
         let _ = reply.send(msg);
@@ -229,10 +226,10 @@ fn decode_loop(work: &Receiver<Work>, opts: &DecodeOptions, routing: Option<&Rou
 
 /// Makes one message ready for the stage: a chunk given a format is decoded (and routed
 /// with `resolver`), lines decoded upstream are routed, anything else stays as it is.
-fn prepare(msg: SourceMsg, format: Option<Format>, opts: &DecodeOptions, arrived: Instant, resolver: Option<&Resolver>) -> SourceMsg {
+fn prepare(msg: SourceMsg, format: Option<Format>, opts: &DecodeOptions, resolver: Option<&Resolver>) -> SourceMsg {
     match (msg, format) {
         (SourceMsg::Chunk(chunk), Some(format)) => {
-            let decoded = Decoded::of(&chunk, format, opts, arrived, resolver);
+            let decoded = Decoded::of(&chunk, format, opts, resolver);
             SourceMsg::Decoded(chunk, decoded)
         }
         (SourceMsg::Decoded(chunk, mut decoded), _) => {
@@ -300,7 +297,7 @@ impl Dispatcher {
         }
         let job = match msg {
             SourceMsg::Chunk(c) => match self.stateless(&c) {
-                Some(format) => Job::One(SourceMsg::Chunk(c), Some(format), Instant::now()),
+                Some(format) => Job::One(SourceMsg::Chunk(c), Some(format)),
                 None => return self.order.send(Slot::Now(SourceMsg::Chunk(c))).is_ok(),
             },
             SourceMsg::Batch(msgs) if self.routing || msgs.iter().any(|m| self.decodable(m).is_some()) => {
@@ -308,9 +305,9 @@ impl Dispatcher {
                     let format = self.decodable(&m);
                     (m, format)
                 });
-                Job::Batch(with_formats.collect(), Instant::now())
+                Job::Batch(with_formats.collect())
             }
-            decoded @ SourceMsg::Decoded(..) if self.routing => Job::One(decoded, None, Instant::now()),
+            decoded @ SourceMsg::Decoded(..) if self.routing => Job::One(decoded, None),
             other => return self.order.send(Slot::Now(other)).is_ok(),
         };
         let (reply_tx, reply_rx) = sync_channel(1);
@@ -331,7 +328,7 @@ mod tests {
     use std::sync::Arc;
 
     fn chunk(input: usize, first_line: u64, lines: &[&str]) -> Chunk {
-        let mut c = Chunk { input, name: "t".into(), first_line, data: Vec::new(), lines: Vec::new(), bytes_read: 0, partition: None };
+        let mut c = Chunk { input, name: "t".into(), first_line, data: Vec::new(), lines: Vec::new(), bytes_read: 0, partition: None, read_at: std::time::Instant::now() };
         for l in lines {
             let start = c.data.len();
             c.data.extend_from_slice(l.as_bytes());
@@ -429,7 +426,7 @@ mod tests {
                 let result = Format::Normalized.decoder(&DecodeOptions::default()).decode(&c.data[l.start..l.end], &c.pos(i), &mut events);
                 lines.push_line(events, result, None);
             }
-            SourceMsg::Decoded(c, lines.done(Instant::now(), None))
+            SourceMsg::Decoded(c, lines.done(None))
         };
         let not_decoded = SourceMsg::Chunk(chunk(0, 3, &[&access(1), "{not json"]));
         tx.send(SourceMsg::Batch(vec![upstream(1), SourceMsg::End { input: 1, error: None }, not_decoded])).unwrap();

@@ -793,7 +793,7 @@ impl<'a> Stage<'a> {
             None => Some(self.decoders.remove(&c.input).unwrap_or_else(|| self.format_of(c.input).decoder(&self.settings.decode_options()))),
         };
         let wm_input = self.watermark_input(c.input);
-        self.note_arrival(c, wm_input, pre.as_ref().map_or_else(Instant::now, |d| d.arrived));
+        self.note_arrival(c, wm_input);
         self.prerouted_valid = pre.as_ref().and_then(Decoded::routed_with).is_some_and(|r| Arc::ptr_eq(r, self.router.roster()));
         let covered = self.positions.get(c.input).map_or(0, |p| p.lines);
         for (i, line) in c.lines.iter().enumerate() {
@@ -844,16 +844,16 @@ impl<'a> Stage<'a> {
         self.formats.get(&input).copied().unwrap_or(self.settings.config.input.format)
     }
 
-    /// A chunk arrived (at the decode pool, or here): the input is not idle, and its
-    /// arrival time is kept for latency.
-    fn note_arrival(&mut self, c: &Chunk, wm_input: usize, arrived: Instant) {
+    /// A chunk arrived: the input is not idle, and when its first line was read is kept
+    /// for latency.
+    fn note_arrival(&mut self, c: &Chunk, wm_input: usize) {
         if self.live.is_some() {
             self.last_seen.insert(c.input, Instant::now());
             if self.idle.remove(&c.input) {
                 self.watermark.activate(wm_input);
             }
         }
-        self.arrivals.mark(self.seq + 1, arrived);
+        self.arrivals.mark(self.seq + 1, c.read_at);
         if let Some(r) = &mut self.reporter {
             let kind = if c.partition.is_some() { "kafka" } else { crate::metrics::source_kind(&c.name) };
             r.set_source(kind, || Totals::of(&self.summary, self.dead.count()));

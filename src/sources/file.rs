@@ -303,6 +303,9 @@ fn read_one(idx: usize, input: &Input, tx: &SyncSender<SourceMsg>, max_line: usi
     let mut chunk = new_chunk(idx, name, 1);
     loop {
         let more = splitter.next_line(&mut reader, &mut chunk)?;
+        if chunk.lines.len() == 1 {
+            chunk.read_at = std::time::Instant::now();
+        }
         // A live writer that paused: what it wrote goes on now, not when the chunk is full.
         if !more || chunk.data.len() >= chunk_bytes || caught_up.as_ref().is_some_and(CaughtUp::now) {
             let next_line = chunk.first_line + chunk.lines.len() as u64;
@@ -321,7 +324,7 @@ fn read_one(idx: usize, input: &Input, tx: &SyncSender<SourceMsg>, max_line: usi
 }
 
 fn new_chunk(input: usize, name: InputName, first_line: u64) -> Chunk {
-    Chunk { input, name, first_line, data: Vec::new(), lines: Vec::new(), bytes_read: 0, partition: None }
+    Chunk { input, name, first_line, data: Vec::new(), lines: Vec::new(), bytes_read: 0, partition: None, read_at: std::time::Instant::now() }
 }
 
 /// Reads the inputs not marked `done` (already covered by a checkpoint) and sends their
@@ -586,7 +589,7 @@ impl<'a> Merge<'a> {
         }
         let bytes = chunk.data.len();
         let msg = match lines {
-            Some(lines) => SourceMsg::Decoded(chunk, lines.done(std::time::Instant::now(), None)),
+            Some(lines) => SourceMsg::Decoded(chunk, lines.done(None)),
             None => SourceMsg::Chunk(chunk),
         };
         self.emit(msg, bytes)

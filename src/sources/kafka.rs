@@ -377,6 +377,11 @@ impl Chunker {
         records
     }
 
+    /// Whether records wait in partial chunks.
+    fn holds_records(&self) -> bool {
+        !self.chunks.is_empty()
+    }
+
     /// Whether the partial chunks have waited long enough to be handed over.
     pub(super) fn handover_due(&self) -> bool {
         self.last_handover.elapsed() >= CHUNK_LINGER
@@ -426,7 +431,7 @@ impl Chunker {
                 }
             }
             let name = crate::event::InputName::new(topic);
-            self.chunks.insert(idx, Chunk { input: idx, name, first_line: line_no, data: Vec::new(), lines: Vec::new(), bytes_read: 0, partition: Some(partition) });
+            self.chunks.insert(idx, Chunk { input: idx, name, first_line: line_no, data: Vec::new(), lines: Vec::new(), bytes_read: 0, partition: Some(partition), read_at: Instant::now() });
         }
         let chunk = self.chunks.get_mut(&idx).expect("inserted above");
         let keep = payload.len().min(self.max_record);
@@ -571,10 +576,14 @@ impl Shared {
     }
 
     /// How long the next poll may wait: briefly while messages wait for the pipeline (it
-    /// must not run dry while the reader sleeps).
+    /// must not run dry while the reader sleeps); not at all while records wait in partial
+    /// chunks, so that once the reader has taken everything librdkafka has fetched (the
+    /// poll comes back empty) it hands them over at once instead of after the wait.
     fn poll_wait(&self) -> Duration {
         if self.out.backed_up() {
             RETRY
+        } else if self.out.holds_records() {
+            Duration::ZERO
         } else {
             POLL
         }

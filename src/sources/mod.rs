@@ -46,6 +46,10 @@ pub struct Chunk {
     pub bytes_read: u64,
     /// Kafka partition (then `name` is the topic and `first_line - 1` the first offset).
     pub partition: Option<i32>,
+    /// When its first line was read (a line from a file or pipe, a record from Kafka):
+    /// where the alert latency of its records starts (`brevvakt_alert_latency_seconds`),
+    /// so the time lines wait in the reader for their chunk to be handed over is in it.
+    pub read_at: std::time::Instant,
 }
 
 impl Chunk {
