@@ -8,7 +8,9 @@
 //! 4. peak RSS of each replay and state bytes per tracked mailbox;
 //!
 //! and, for each replay, how many cores it kept busy (CPU time / wall time), which bounds
-//! what more workers can give on this machine.
+//! what more workers can give on this machine. The 1-worker replay also runs on one core
+//! alone (`taskset -c 0`, when there is more than one): how the same pipeline, all its
+//! threads, scales from one core to all of them.
 //!
 //! Diagnostics, to see where the time goes: serde_json into a flat struct of borrowed
 //! strings (the cheapest *typed* parse: no allocation, no normalisation — what a zero-copy
@@ -117,6 +119,7 @@ fn main() {
     }
     let replays: Vec<(usize, ChildResult)> = worker_counts.iter().map(|&w| (w, run_child(dir.path(), &w.to_string(), reps))).collect();
     let merged = run_child(dir.path(), "merged", reps);
+    let one_core = if cores > 1 { run_child_on_one_core(dir.path(), "1", reps) } else { None };
     let state = run_child(dir.path(), "state", 1);
 
     let bytes = data.len() as f64;
@@ -157,6 +160,9 @@ fn main() {
         replay_row(&format!("replay, {w} worker{}", if *w == 1 { "" } else { "s" }), r);
     }
     replay_row("replay, 1 worker, as 2 interleaved files", &merged);
+    if let Some(r) = &one_core {
+        replay_row("replay, 1 worker, on 1 core (taskset -c 0)", r);
+    }
     let one = replays[0].1.secs;
     println!("── ratios (the figures we steer by) ─────────────────────────────────────────────────");
     println!(
@@ -171,6 +177,9 @@ fn main() {
     println!("replay of the archive as 2 interleaved files / as 1 file: {:.3}   (merging by time costs this)", one / merged.secs);
     for (w, r) in replays.iter().skip(1) {
         println!("speed-up 1 → {w} workers: {:.2}×{}", one / r.secs, if *w == 2 { "   (target ≥ 1.8×)" } else { "" });
+    }
+    if let Some(r) = &one_core {
+        println!("speed-up 1 core → {cores} cores (1 worker, the same threads): {:.2}×", r.secs / one);
     }
     println!(
         "state: {:.0} bytes per tracked mailbox ({} mailboxes, live heap of one Shard after the whole archive)",
@@ -401,7 +410,22 @@ struct ChildResult {
 
 fn run_child(dir: &Path, what: &str, reps: usize) -> ChildResult {
     let exe = std::env::current_exe().expect("own path");
-    let out = Command::new(exe).env(CHILD, what).env(DIR, dir).env(REPS, reps.to_string()).output().expect("run child");
+    run_command(Command::new(exe), dir, what, reps)
+}
+
+/// [`run_child`] on CPU 0 alone (`taskset -c 0`, util-linux); `None` without `taskset`.
+fn run_child_on_one_core(dir: &Path, what: &str, reps: usize) -> Option<ChildResult> {
+    let exe = std::env::current_exe().expect("own path");
+    let usable = Command::new("taskset").args(["-c", "0", "true"]).status().is_ok_and(|s| s.success());
+    usable.then(|| {
+        let mut cmd = Command::new("taskset");
+        cmd.args(["-c", "0"]).arg(exe);
+        run_command(cmd, dir, what, reps)
+    })
+}
+
+fn run_command(mut cmd: Command, dir: &Path, what: &str, reps: usize) -> ChildResult {
+    let out = cmd.env(CHILD, what).env(DIR, dir).env(REPS, reps.to_string()).output().expect("run child");
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "child {what} failed: {}{}", text, String::from_utf8_lossy(&out.stderr));
     let line = text.lines().find_map(|l| l.strip_prefix("RESULT ")).unwrap_or_else(|| panic!("child {what} printed no result: {text}"));
