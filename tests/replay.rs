@@ -27,6 +27,11 @@ fn replay(dir: &Path, extra: &[&str], inputs: &[&str]) -> (String, String) {
     (String::from_utf8(out.stdout).unwrap(), String::from_utf8(out.stderr).unwrap())
 }
 
+/// `brevvakt replay ARGS -` from the crate's directory, its standard streams piped.
+fn replay_stdin(args: &[&str]) -> std::process::Child {
+    Command::new(BIN).args(["replay", "--quiet"]).args(args).arg("-").current_dir(env!("CARGO_MANIFEST_DIR")).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap()
+}
+
 fn alerts(stdout: &str) -> Vec<Value> {
     stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect()
 }
@@ -127,14 +132,7 @@ fn stdin_is_read_with_a_dash() {
     let dir = tempfile::tempdir().unwrap();
     let plain = sample_plain(dir.path());
     let dead = dir.path().join("dead.jsonl");
-    let mut child = Command::new(BIN)
-        .args(["replay", "--quiet", "--roster", ROSTER, "--until", UNTIL, "--dead-letter", dead.to_str().unwrap(), "-"])
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = replay_stdin(&["--roster", ROSTER, "--until", UNTIL, "--dead-letter", dead.to_str().unwrap()]);
     let bytes = std::fs::read(&plain).unwrap();
     let mut stdin = child.stdin.take().unwrap();
     let writer = std::thread::spawn(move || stdin.write_all(&bytes));
@@ -151,14 +149,7 @@ fn stdin_is_read_with_a_dash() {
 /// alerts follow right behind.
 #[test]
 fn an_alert_from_a_live_pipe_is_written_while_the_pipe_stays_open() {
-    let mut child = Command::new(BIN)
-        .args(["replay", "--quiet", "--roster", ROSTER, "-"])
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = replay_stdin(&["--roster", ROSTER]);
     let mut stdin = child.stdin.take().unwrap();
     let stdout = child.stdout.take().unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
@@ -343,13 +334,7 @@ fn the_roster_is_reloaded_on_sighup_and_on_change() {
     let header = "address,kind,owners,members,manager,org_unit,aliases,exemptions\n";
     std::fs::write(&roster, format!("{header}bo@exempel.se,individual,,,chef@exempel.se,Kansliet,,\n")).unwrap();
     let dead = dir.path().join("dead.jsonl");
-    let mut child = Command::new(BIN)
-        .args(["replay", "--quiet", "--roster", roster.to_str().unwrap(), "--dead-letter", dead.to_str().unwrap(), "-"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = replay_stdin(&["--roster", roster.to_str().unwrap(), "--dead-letter", dead.to_str().unwrap()]);
     // Let it start and watch the roster, then add anna and signal.
     std::thread::sleep(std::time::Duration::from_millis(1500));
     std::fs::write(&roster, format!("{header}bo@exempel.se,individual,,,chef@exempel.se,Kansliet,,\nanna@exempel.se,individual,,,chef@exempel.se,Kansliet,,\n")).unwrap();

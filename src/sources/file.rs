@@ -27,7 +27,7 @@
 //! - Inputs whose times interleave give short runs of lines; these go over in batches of
 //!   about a chunk's bytes ([`SourceMsg::Batch`]), not one hand-over per run.
 //! - Standard input as the only input is read as a live pipe may be written: once the
-//!   reader has taken everything the writer had written ([`Paced`]), it hands its partial
+//!   reader has taken everything the writer had written (`Paced`), it hands its partial
 //!   chunk on, so a line does not wait for 256 KiB of later lines (`tail -F | brevvakt
 //!   replay -`). Files, and standard input merged with files, go in full chunks.
 //! - Reading, decompression, line splitting and merging run on their own thread and hand
