@@ -14,9 +14,9 @@
 //!   goes with the line before it). Lines of one input keep their order. An input is
 //!   opened only once the merged stream reaches the time of its first record, so a
 //!   directory of a year of hourly logs keeps only the files that overlap open.
-//! - A line's time: for normalized JSON, its `time` member, read without decoding the
-//!   record ([`Format::quick_time`]; a record with a readable time goes by it even when
-//!   the rest of it is bad). Otherwise, or when that read is in doubt, the time of the first
+//! - A line's time: for normalized JSON, its (first) `time` member, read without decoding
+//!   the record ([`Format::quick_time`]; a record with a readable time goes by it even
+//!   when the rest of it is bad). Otherwise, or when that read is in doubt, the time of the first
 //!   event the line decodes to, with a decoder of the input's own.
 //! - No line is decoded twice for the merge: lines of a stateless format
 //!   ([`Format::stateless`]) that were decoded for their times go over decoded
