@@ -10,12 +10,11 @@
 //! config file: valid or a list of errors, never a panic.
 
 use std::path::Path;
-use std::sync::Arc;
 
 use brevvakt::config::Settings;
 use brevvakt::decode::{DecodeError, DecodeOptions, Format, YEARS};
 use brevvakt::domains::OrgDomains;
-use brevvakt::event::{Event, SourcePos};
+use brevvakt::event::{Event, InputName, SourcePos};
 use chrono::Datelike;
 
 /// The options a deployment sets: a year for RFC 3164 syslog, the organisation's domain.
@@ -30,12 +29,12 @@ fn options() -> DecodeOptions {
 /// Decodes `data` line by line with one fresh decoder of `format`, then ends the input.
 pub fn decode_lines(format: Format, data: &[u8]) {
     let mut decoder = format.decoder(&options());
-    let name: Arc<str> = "fuzz".into();
+    let name = InputName::new("fuzz");
     let mut lines = 0;
     for (i, line) in data.split(|&b| b == b'\n').enumerate() {
         lines = i as u64 + 1;
         let mut out = Vec::new();
-        let result = decoder.decode(line, &SourcePos::line(name.clone(), lines), &mut out);
+        let result = decoder.decode(line, &SourcePos::line(name, lines), &mut out);
         let decoded = result.is_ok();
         check(result, &out);
         if let (Format::Normalized, Ok(text)) = (format, std::str::from_utf8(line)) {
