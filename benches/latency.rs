@@ -1,5 +1,5 @@
 //! Latency harness: brevvakt's alert latency (`brevvakt_alert_latency_seconds`: a
-//! record's arrival at the decode pool → its alert written) under a steady, paced load of
+//! record read → its alert written) under a steady, paced load of
 //! 50,000 events/s, read the way Prometheus reads it.
 //!
 //! How: a generated archive (2,000 mailboxes, as many days as the run needs, no malformed

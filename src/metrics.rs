@@ -24,7 +24,7 @@
 //! | `brevvakt_consumer_committed_offset` | gauge | `topic`, `partition` | last committed offset (Kafka) |
 //! | `brevvakt_state_mailboxes` | gauge | `shard` | mailboxes tracked by a shard worker |
 //! | `brevvakt_state_bytes` | gauge | `shard` | estimated memory of the shard's per-mailbox state |
-//! | `brevvakt_alert_latency_seconds` | summary | `quantile` | record arrival at the decode stage → its alert written |
+//! | `brevvakt_alert_latency_seconds` | summary | `quantile` | record read (its chunk's first line) → its alert written |
 //! | `brevvakt_batch_latency_seconds` | summary | `quantile` | batch handed to the workers → its alerts merged and written |
 //! | `brevvakt_ready` | gauge | — | 1 when `/readyz` answers 200 |
 //! | `brevvakt_start_time_seconds` | gauge | — | process start, unix seconds |
@@ -222,7 +222,7 @@ impl Metrics {
                 r.register(Box::new(g.clone())).expect("metric registered once");
                 g
             },
-            alert_latency: LatencySummary::register(&r, "brevvakt_alert_latency_seconds", "Seconds from a record's arrival at the decode stage to its alert being written."),
+            alert_latency: LatencySummary::register(&r, "brevvakt_alert_latency_seconds", "Seconds from a record being read (the first record of its chunk) to its alert being written."),
             batch_latency: LatencySummary::register(&r, "brevvakt_batch_latency_seconds", "Seconds from a batch being handed to the shard workers to its alerts being merged and written."),
             sources_connected: AtomicBool::new(false),
             state_restored: AtomicBool::new(false),
@@ -389,8 +389,8 @@ impl ShardGauges {
     }
 }
 
-/// When the records of a batch arrived at the decode stage: marks of (first stream
-/// sequence number of a chunk, arrival instant), in order.
+/// When the records of a batch were read: marks of (first stream sequence number of a
+/// chunk, when the chunk's first line was read), in order.
 #[derive(Debug, Default, Clone)]
 pub struct Arrivals {
     marks: Vec<(u64, Instant)>,
