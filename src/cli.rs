@@ -85,7 +85,7 @@ pub struct ReplayArgs {
     /// Roster file, overriding `roster.path` of the configuration.
     #[arg(long)]
     pub roster: Option<PathBuf>,
-    /// Shard workers (default: `pipeline.workers`, 0 = one per core).
+    /// Shard workers (default: `pipeline.workers`, 0 = one per four cores, at least one).
     #[arg(long)]
     pub workers: Option<usize>,
     /// Write alerts here instead of stdout.
@@ -150,7 +150,7 @@ pub struct RunArgs {
     /// Roster file, overriding `roster.path` of the configuration.
     #[arg(long)]
     pub roster: Option<PathBuf>,
-    /// Shard workers (default: `pipeline.workers`, 0 = one per core).
+    /// Shard workers (default: `pipeline.workers`, 0 = one per four cores, at least one).
     #[arg(long)]
     pub workers: Option<usize>,
     /// Checkpoint state here (overrides `state.dir`); a restart continues from it.
