@@ -53,13 +53,14 @@ impl fmt::Display for SourcePos {
 ///
 /// Each distinct name is kept for the life of the process. Names come from the
 /// configuration and the command line (and from checkpoints and dead letters written with
-/// them), so there are few; [`MAX_INPUT_NAMES`] bounds them all the same: past it a name is
-/// kept as `(other input)` rather than growing the table.
+/// them): a few topics, or the files of a replay (a year of hourly logs is 8,760).
+/// [`MAX_INPUT_NAMES`] bounds them all the same (about 100 MB of names at most): past it
+/// a name is kept as `(other input)`, with a warning, rather than growing the table.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct InputName(&'static str);
 
 /// Distinct input names kept at most (see [`InputName`]).
-pub const MAX_INPUT_NAMES: usize = 65_536;
+pub const MAX_INPUT_NAMES: usize = 1 << 20;
 
 impl InputName {
     /// The interned name `name`.
@@ -70,6 +71,8 @@ impl InputName {
             return InputName(n);
         }
         if names.len() >= MAX_INPUT_NAMES {
+            static WARNED: std::sync::Once = std::sync::Once::new();
+            WARNED.call_once(|| tracing::warn!(limit = MAX_INPUT_NAMES, "too many inputs: the positions of the rest name them `(other input)`"));
             return InputName("(other input)");
         }
         let kept: &'static str = Box::leak(name.into());
