@@ -329,6 +329,19 @@ struct Pending {
     sent: Option<Instant>,
 }
 
+/// The next message, `None` once every sender is gone. When none is waiting, `idle` runs
+/// first: what is held back for more input is handed on before waiting for it.
+fn next_or_idle<T>(rx: &Receiver<T>, idle: impl FnOnce() -> Result<()>) -> Result<Option<T>> {
+    match rx.try_recv() {
+        Ok(msg) => Ok(Some(msg)),
+        Err(TryRecvError::Disconnected) => Ok(None),
+        Err(TryRecvError::Empty) => {
+            idle()?;
+            Ok(rx.recv().ok())
+        }
+    }
+}
+
 /// Merges the workers' results batch by batch, in batch order, writes the alerts, and
 /// writes a checkpoint after the alerts it covers are flushed.
 fn collect(rx: Receiver<BatchResult>, workers: usize, mut sink: Box<dyn AlertSink>, state_dir: Option<PathBuf>, metrics: Option<Arc<Metrics>>, commit: Option<Sender<CommitRequest>>) -> Result<AlertCounts> {
@@ -337,20 +350,8 @@ fn collect(rx: Receiver<BatchResult>, workers: usize, mut sink: Box<dyn AlertSin
     let mut counts = AlertCounts::new();
     let mut written = false;
     loop {
-        let r = match rx.try_recv() {
-            Ok(r) => r,
-            Err(TryRecvError::Empty) => {
-                // Nothing right behind: a live reader of the output gets the alerts now.
-                if std::mem::take(&mut written) {
-                    sink.hand_on()?;
-                }
-                match rx.recv() {
-                    Ok(r) => r,
-                    Err(_) => break,
-                }
-            }
-            Err(TryRecvError::Disconnected) => break,
-        };
+        // Nothing right behind: a live reader of the output gets the alerts now.
+        let Some(r) = next_or_idle(&rx, || if std::mem::take(&mut written) { sink.hand_on() } else { Ok(()) })? else { break };
         let slot = pending.entry(r.no).or_default();
         slot.answers += 1;
         slot.alerts.extend(r.alerts);
@@ -562,21 +563,9 @@ impl<'a> Stage<'a> {
 
     fn run(&mut self, rx: Receiver<SourceMsg>, until: Option<DateTime<Utc>>) -> Result<()> {
         loop {
-            let msg = match rx.try_recv() {
-                Ok(msg) => msg,
-                Err(TryRecvError::Disconnected) => break,
-                Err(TryRecvError::Empty) => {
-                    // The input is idle: hand out the partial batch, so alerts and metrics
-                    // do not wait for more input (the output does not depend on batching).
-                    if self.in_batch > 0 {
-                        self.flush(self.checkpoint_due())?;
-                    }
-                    match rx.recv() {
-                        Ok(msg) => msg,
-                        Err(_) => break,
-                    }
-                }
-            };
+            // The input is idle: hand out the partial batch, so alerts and metrics do not
+            // wait for more input (the output does not depend on batching).
+            let Some(msg) = next_or_idle(&rx, || if self.in_batch > 0 { self.flush(self.checkpoint_due()) } else { Ok(()) })? else { break };
             if let Some(r) = &self.reporter {
                 r.metrics().set_sources_connected(true);
             }
