@@ -5,11 +5,12 @@
 //! [`pipeline`] (watermark, routing, shard workers) → [`state`] (per-mailbox state,
 //! sharded, lock-free) with [`detect`] (one rule per file) → [`sinks`] (alerts, dead letters).
 //! Around it: [`calendar`] (required reading days), [`roster`] (who must read what),
-//! [`config`], [`alert`], [`generate`] (synthetic data) and [`cli`].
+//! [`config`], [`alert`], [`cache`] (prefetch hints), [`generate`] (synthetic data) and [`cli`].
 //!
 //! Only metadata is processed: no message body or subject text exists anywhere in the model.
 
 pub mod alert;
+pub mod cache;
 pub mod calendar;
 pub mod cli;
 pub mod config;

@@ -295,11 +295,18 @@ pub fn check_same_inputs(cp: &Checkpoint, inputs: &[FileInput]) -> Result<()> {
     Ok(())
 }
 
+/// How many items ahead of the one it applies a shard worker prefetches.
+const PREFETCH_AHEAD: usize = 4;
+
 /// Runs one shard until its queue closes; returns the mailboxes it tracked.
 fn work(mut shard: Shard, rx: Receiver<Batch>, res: SyncSender<BatchResult>, gauges: Option<ShardGauges>) -> usize {
     for batch in rx {
         let mut alerts = Vec::new();
-        for item in batch.items {
+        let mut items = batch.items.into_iter();
+        while let Some(item) = items.next() {
+            if let Some(ahead) = items.as_slice().get(PREFETCH_AHEAD) {
+                shard.prefetch(ahead);
+            }
             shard.apply(item, &mut alerts);
         }
         let part = batch.snapshot.as_ref().filter(|s| s.export).map(|_| {

@@ -108,6 +108,18 @@ impl Shard {
         self.mailboxes.entries.is_empty()
     }
 
+    /// Asks the core to start loading what applying `item` will read first (the mailbox's
+    /// entry and the event), so a batch's items are applied from the cache.
+    pub fn prefetch(&self, item: &Item) {
+        let Item::Event { routed, .. } = item else { return };
+        if let MailboxId::Roster(p) = routed.mailbox {
+            if let Some(i) = self.mailboxes.on_roster(p) {
+                crate::cache::prefetch(&self.mailboxes.entries[i]);
+            }
+        }
+        crate::cache::prefetch(&*routed.event);
+    }
+
     /// Applies one item, appending the alerts it causes.
     pub fn apply(&mut self, item: Item, out: &mut Vec<Ordered>) {
         match item {
