@@ -23,8 +23,12 @@
 //! fresh heap and its own peak RSS (`VmHWM`). State bytes per mailbox are measured in a
 //! child too, with a counting global allocator: live heap after applying every routed
 //! event (and day close) of the archive to one `Shard`, minus before, over the mailboxes
-//! tracked. Timings are the best of several repetitions; absolute numbers depend on the
-//! machine, so read the ratios, which are measured on the same archive in the same run.
+//! tracked. The measurements run in rounds: each round takes every one-thread row and runs
+//! every replay configuration once, so a slow spell of a shared machine slows the floor
+//! and the replays of a round alike; each row reports its best round, and the steering
+//! ratio is also printed round by round, which shows how far the machine's noise spreads
+//! it. Absolute numbers depend on the machine, so read the ratios, which are measured on
+//! the same archive in the same run.
 //!
 //! Run: `cargo bench --bench throughput` (2,000 mailboxes × 14 days, about 57 MB).
 //! Without `--bench` (as `cargo test --all-targets` runs it) it does a tiny smoke run.
@@ -59,16 +63,14 @@ use counting::{COUNTING, LIVE};
 
 const CHILD: &str = "BREVVAKT_THROUGHPUT_CHILD";
 const DIR: &str = "BREVVAKT_THROUGHPUT_DIR";
-const REPS: &str = "BREVVAKT_THROUGHPUT_REPS";
 
 fn main() {
     if let Ok(what) = std::env::var(CHILD) {
         let dir = PathBuf::from(std::env::var(DIR).expect("child needs its directory"));
-        let reps: usize = std::env::var(REPS).ok().and_then(|r| r.parse().ok()).unwrap_or(1);
         match what.as_str() {
             "state" => child_state(&dir),
-            "merged" => child_replay(&dir, 1, &[dir.join("odd.jsonl"), dir.join("even.jsonl")], reps),
-            w => child_replay(&dir, w.parse().expect("worker count"), &[dir.join("events.jsonl")], reps),
+            "merged" => child_replay(&dir, 1, &[dir.join("odd.jsonl"), dir.join("even.jsonl")]),
+            w => child_replay(&dir, w.parse().expect("worker count"), &[dir.join("events.jsonl")]),
         }
         return;
     }
@@ -94,7 +96,7 @@ fn main() {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     println!("brevvakt throughput harness{}", if full { "" } else { " (smoke run: pass --bench for the real one)" });
     println!(
-        "archive: {} mailboxes × {} days, {} lines, {:.1} MB (generator, seed 42, no malformed lines); {} cores; best of {} runs",
+        "archive: {} mailboxes × {} days, {} lines, {:.1} MB (generator, seed 42, no malformed lines); {} cores; best of {} rounds",
         mailboxes,
         days,
         stats.events,
@@ -104,23 +106,39 @@ fn main() {
     );
 
     let path = dir.path().join("events.jsonl");
-    let floor_split = best(reps, || split_file(&path));
     let lines = line_ranges(&data);
-    let floor_json = best(reps, || ignored_any(&data, &lines));
-    let borrowed = best(reps, || borrowed_typed(&data, &lines));
-    let reader = best(reps, || reader_stage(&path));
-    let scan = best(reps, || scan_only(&data, &lines));
-    let decode = best(reps, || decode_only(&data, &lines));
-    let route = best(reps, || decode_route(&data, &lines, &dir.path().join("roster.csv")));
-
+    let roster = dir.path().join("roster.csv");
     let mut worker_counts = vec![1, 2];
     if cores > 2 {
         worker_counts.push(cores);
     }
-    let replays: Vec<(usize, ChildResult)> = worker_counts.iter().map(|&w| (w, run_child(dir.path(), &w.to_string(), reps))).collect();
-    let merged = run_child(dir.path(), "merged", reps);
-    let one_core = if cores > 1 { run_child_on_one_core(dir.path(), "1", reps) } else { None };
-    let state = run_child(dir.path(), "state", 1);
+    // Rounds: each measures everything once, so a slow spell of the (shared) machine
+    // slows a round's floor as much as its replays; every row keeps its best round.
+    let mut rounds: Vec<Round> = Vec::new();
+    for _ in 0..reps {
+        let one_thread = [
+            time(|| split_file(&path)),
+            time(|| ignored_any(&data, &lines)),
+            time(|| borrowed_typed(&data, &lines)),
+            time(|| reader_stage(&path)),
+            time(|| scan_only(&data, &lines)),
+            time(|| decode_only(&data, &lines)),
+            time(|| decode_route(&data, &lines, &roster)),
+        ];
+        let replays = worker_counts.iter().map(|&w| (w, run_child(dir.path(), &w.to_string()))).collect();
+        let merged = run_child(dir.path(), "merged");
+        let one_core = if cores > 1 { run_child_on_one_core(dir.path(), "1") } else { None };
+        rounds.push(Round { one_thread, replays, merged, one_core });
+    }
+    let fastest = |f: &dyn Fn(&Round) -> Duration| rounds.iter().map(f).min().expect("at least one round");
+    let [floor_split, floor_json, borrowed, reader, scan, decode, route] = std::array::from_fn(|i| fastest(&|r: &Round| r.one_thread[i]));
+    let best_child = |f: &dyn Fn(&Round) -> Option<&ChildResult>| rounds.iter().filter_map(f).min_by(|a, b| a.secs.total_cmp(&b.secs)).cloned();
+    let replays: Vec<(usize, ChildResult)> = worker_counts.iter().enumerate().map(|(i, &w)| (w, best_child(&|r: &Round| Some(&r.replays[i].1)).expect("a replay"))).collect();
+    let merged = best_child(&|r: &Round| Some(&r.merged)).expect("a replay");
+    let one_core = best_child(&|r: &Round| r.one_core.as_ref());
+    // The steering ratio of each round alone: how far the machine's noise spreads it.
+    let per_round: Vec<f64> = rounds.iter().map(|r| (r.replays[0].1.records / r.replays[0].1.secs) / (lines.len() as f64 / r.one_thread[1].as_secs_f64())).collect();
+    let state = run_child(dir.path(), "state");
 
     let bytes = data.len() as f64;
     let n_lines = lines.len() as f64;
@@ -166,8 +184,9 @@ fn main() {
     let one = replays[0].1.secs;
     println!("── ratios (the figures we steer by) ─────────────────────────────────────────────────");
     println!(
-        "replay 1 worker / IgnoredAny floor (lines/s): {:.3}   (target ≥ 0.70)",
-        (replays[0].1.records / one) / (n_lines / floor_json.as_secs_f64())
+        "replay 1 worker / IgnoredAny floor (lines/s): {:.3}   (target ≥ 0.70; each round's own: {})",
+        (replays[0].1.records / one) / (n_lines / floor_json.as_secs_f64()),
+        per_round.iter().map(|r| format!("{r:.3}")).collect::<Vec<_>>().join(" ")
     );
     println!(
         "replay 1 worker / decode + route on one thread: {:.3}   (above 1: the decode pool takes decoding off the routing thread)",
@@ -189,16 +208,20 @@ fn main() {
     println!("(bytes per mailbox at 10^5 and 10^6: `cargo bench --bench state`)");
 }
 
-/// Best wall time of `reps` runs.
-fn best(reps: usize, mut f: impl FnMut() -> u64) -> Duration {
-    (0..reps.max(1))
-        .map(|_| {
-            let t = Instant::now();
-            black_box(f());
-            t.elapsed()
-        })
-        .min()
-        .expect("at least one run")
+/// One round of measurements: the one-thread rows (in the order they are printed) and
+/// one run of each replay configuration.
+struct Round {
+    one_thread: [Duration; 7],
+    replays: Vec<(usize, ChildResult)>,
+    merged: ChildResult,
+    one_core: Option<ChildResult>,
+}
+
+/// Wall time of one run of `f`.
+fn time(f: impl FnOnce() -> u64) -> Duration {
+    let t = Instant::now();
+    black_box(f());
+    t.elapsed()
 }
 
 /// Reads the file in 64 KiB blocks and finds every line (the bare floor of a reader).
@@ -396,7 +419,7 @@ fn decode_route(data: &[u8], lines: &[(usize, usize)], roster: &Path) -> u64 {
 }
 
 /// What a child reports.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 struct ChildResult {
     secs: f64,
     records: f64,
@@ -408,24 +431,24 @@ struct ChildResult {
     state_bytes: f64,
 }
 
-fn run_child(dir: &Path, what: &str, reps: usize) -> ChildResult {
+fn run_child(dir: &Path, what: &str) -> ChildResult {
     let exe = std::env::current_exe().expect("own path");
-    run_command(Command::new(exe), dir, what, reps)
+    run_command(Command::new(exe), dir, what)
 }
 
 /// [`run_child`] on CPU 0 alone (`taskset -c 0`, util-linux); `None` without `taskset`.
-fn run_child_on_one_core(dir: &Path, what: &str, reps: usize) -> Option<ChildResult> {
+fn run_child_on_one_core(dir: &Path, what: &str) -> Option<ChildResult> {
     let exe = std::env::current_exe().expect("own path");
     let usable = Command::new("taskset").args(["-c", "0", "true"]).status().is_ok_and(|s| s.success());
     usable.then(|| {
         let mut cmd = Command::new("taskset");
         cmd.args(["-c", "0"]).arg(exe);
-        run_command(cmd, dir, what, reps)
+        run_command(cmd, dir, what)
     })
 }
 
-fn run_command(mut cmd: Command, dir: &Path, what: &str, reps: usize) -> ChildResult {
-    let out = cmd.env(CHILD, what).env(DIR, dir).env(REPS, reps.to_string()).output().expect("run child");
+fn run_command(mut cmd: Command, dir: &Path, what: &str) -> ChildResult {
+    let out = cmd.env(CHILD, what).env(DIR, dir).output().expect("run child");
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "child {what} failed: {}{}", text, String::from_utf8_lossy(&out.stderr));
     let line = text.lines().find_map(|l| l.strip_prefix("RESULT ")).unwrap_or_else(|| panic!("child {what} printed no result: {text}"));
@@ -484,7 +507,6 @@ impl Durable for Discard {
     }
 }
 
-/// One replay configuration: `reps` runs of the whole pipeline, best time reported.
 /// Writes the archive's lines alternately to `odd.jsonl` and `even.jsonl` (two inputs whose
 /// times interleave line by line, as two mail servers' logs of the same days do).
 fn write_interleaved(data: &[u8], dir: &Path) {
@@ -496,22 +518,16 @@ fn write_interleaved(data: &[u8], dir: &Path) {
     std::fs::write(dir.join("even.jsonl"), even).expect("write");
 }
 
-fn child_replay(dir: &Path, workers: usize, inputs: &[PathBuf], reps: usize) {
+/// One replay configuration: one run of the whole pipeline.
+fn child_replay(dir: &Path, workers: usize, inputs: &[PathBuf]) {
     let settings = Arc::new(Settings::default_settings());
     let roster = Arc::new(Roster::load(&dir.join("roster.csv")).expect("roster"));
-    let mut best: Option<(Duration, f64, brevvakt::pipeline::Summary)> = None;
-    for rep in 0..reps.max(1) {
-        let sink = Box::new(JsonlSink::new(Discard(0), AlertFormat::Json, 0));
-        let mut dead = DeadLetters::new(&dir.join(format!("dead-{workers}-{rep}.jsonl")));
-        let opts = Options { workers, until: None, progress: None, state_dir: None, resume: None, metrics: None };
-        let (t, cpu) = (Instant::now(), cpu_secs());
-        let s = replay(settings.clone(), roster.clone(), inputs.iter().cloned().map(Input::File).collect(), sink, &mut dead, opts).expect("replay");
-        let (took, cpu) = (t.elapsed(), cpu_secs() - cpu);
-        if best.as_ref().is_none_or(|(b, _, _)| took < *b) {
-            best = Some((took, cpu, s));
-        }
-    }
-    let (took, cpu, s) = best.expect("at least one run");
+    let sink = Box::new(JsonlSink::new(Discard(0), AlertFormat::Json, 0));
+    let mut dead = DeadLetters::new(&dir.join(format!("dead-{workers}.jsonl")));
+    let opts = Options { workers, until: None, progress: None, state_dir: None, resume: None, metrics: None };
+    let (t, cpu) = (Instant::now(), cpu_secs());
+    let s = replay(settings, roster, inputs.iter().cloned().map(Input::File).collect(), sink, &mut dead, opts).expect("replay");
+    let (took, cpu) = (t.elapsed(), cpu_secs() - cpu);
     println!(
         "RESULT secs={} cpu={} records={} events={} bytes={} peak_kb={} mailboxes={}",
         took.as_secs_f64(),
