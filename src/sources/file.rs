@@ -525,7 +525,7 @@ impl<'a> Merge<'a> {
         out.data.extend_from_slice(&cursor.head.data[l.start..l.end]);
         out.lines.push(Line { start, end: out.data.len(), cut_from: l.cut_from });
         if let (Some(lines), Some((events, result))) = (lines, cursor.decoded.take()) {
-            lines.push_line(events, result, None);
+            lines.push_line(events, result);
         }
         let full = out.data.len() >= self.chunk_bytes;
         // The last input left: its times decide nothing any more.
@@ -589,7 +589,7 @@ impl<'a> Merge<'a> {
         }
         let bytes = chunk.data.len();
         let msg = match lines {
-            Some(lines) => SourceMsg::Decoded(chunk, lines.done(None)),
+            Some(lines) => SourceMsg::Decoded(chunk, lines.done()),
             None => SourceMsg::Chunk(chunk),
         };
         self.emit(msg, bytes)
