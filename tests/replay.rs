@@ -356,6 +356,50 @@ fn the_roster_is_reloaded_on_sighup_and_on_change() {
     assert_eq!(anna, BTreeSet::from(["2026-03-02".to_string(), "2026-03-03".to_string()]), "anna, added by the reload, is held to the duty");
 }
 
+/// With two shard workers, the stage remembers which shard each roster mailbox lives in
+/// by its place in the roster. A reloaded roster that lists the same mailboxes in another
+/// order must not send a mailbox's reads to the shard of the mailbox that had its place
+/// before (there they would be another mailbox's reads, and its own shard would judge it
+/// not read).
+#[test]
+fn after_a_roster_reload_that_reorders_mailboxes_each_read_still_reaches_its_own_mailbox() {
+    // Two mailboxes that live in different shards of two.
+    let names: Vec<String> = (0..).map(|i| format!("person{i}@exempel.se")).take(20).collect();
+    let x = names[0].clone();
+    let y = names.iter().find(|n| brevvakt::state::shard_of(n, 2) != brevvakt::state::shard_of(&x, 2)).unwrap().clone();
+    let dir = tempfile::tempdir().unwrap();
+    let roster = dir.path().join("roster.csv");
+    let header = "address,kind,owners,members,manager,org_unit,aliases,exemptions\n";
+    let row = |a: &str| format!("{a},individual,,,chef@exempel.se,Kansliet,,\n");
+    std::fs::write(&roster, format!("{header}{}{}", row(&x), row(&y))).unwrap();
+    let dead = dir.path().join("dead.jsonl");
+    let mut child = replay_stdin(&["--workers", "2", "--roster", roster.to_str().unwrap(), "--dead-letter", dead.to_str().unwrap()]);
+    let read = |who: &str, t: &str| json!({"type":"mailbox.access","time":t,"mailbox":who,"user":who,"protocol":"imap","result":"success"}).to_string();
+    let mut stdin = child.stdin.take().unwrap();
+    // Monday's reads go to the shards by the first roster's order.
+    writeln!(stdin, "{}\n{}", read(&x, "2026-03-02T08:00:00+01:00"), read(&y, "2026-03-02T08:05:00+01:00")).unwrap();
+    stdin.flush().unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    std::fs::write(&roster, format!("{header}{}{}", row(&y), row(&x))).unwrap();
+    Command::new("kill").args(["-HUP", &child.id().to_string()]).status().unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    // Tuesday's reads come after the reload; Wednesday nobody reads; Thursday closes both.
+    writeln!(stdin, "{}\n{}", read(&x, "2026-03-03T08:00:00+01:00"), read(&y, "2026-03-03T08:05:00+01:00")).unwrap();
+    writeln!(stdin, "{}", read(&x, "2026-03-05T12:00:00+01:00")).unwrap();
+    drop(stdin);
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("roster reloaded"), "{stderr}");
+    let not_read: BTreeSet<(String, String)> = alerts(&String::from_utf8(out.stdout).unwrap())
+        .into_iter()
+        .filter(|a| a["rule"] == "mailbox_not_read" && a["status"] == "open")
+        .map(|a| (a["mailbox"].as_str().unwrap().to_string(), a["day"].as_str().unwrap().to_string()))
+        .collect();
+    let wednesday = |m: &str| (m.to_string(), "2026-03-04".to_string());
+    assert_eq!(not_read, BTreeSet::from([wednesday(&x), wednesday(&y)]), "only Wednesday went unread");
+}
+
 #[test]
 fn files_one_after_the_other_in_time_give_the_alerts_of_one_file_without_until() {
     // Each file ends before the next begins: the watermark must go on through the second

@@ -75,7 +75,7 @@ use crate::roster::Roster;
 use crate::sinks::dead_letter::DeadLetters;
 use crate::sinks::{AlertSink, DeadLetterSink};
 use crate::decode::pool::{self, Decoded};
-use crate::detect::{MailboxState, Routed};
+use crate::detect::{MailboxId, MailboxState, Routed};
 use crate::sources::file::{read_merged, FileInput, Input};
 use crate::sources::kafka::KafkaSource;
 use crate::sources::kafka_replay::KafkaReplay;
@@ -298,6 +298,47 @@ pub fn check_same_inputs(cp: &Checkpoint, inputs: &[FileInput]) -> Result<()> {
 /// How many items ahead of the one it applies a shard worker prefetches.
 const PREFETCH_AHEAD: usize = 4;
 
+/// Per roster position: the shard that mailbox's state lives in, or that another
+/// instance owns it, worked out the first time a copy is routed to it. Working it out
+/// reads the roster entry's address (likely not in the stage's cache) and hashes it (FNV
+/// for the shard, murmur2 for the Kafka partition): once per mailbox instead of once per
+/// routed copy. Cleared when the roster or the owned partitions change.
+#[derive(Default)]
+struct Placements(Vec<u32>);
+
+impl Placements {
+    /// Not worked out yet.
+    const UNKNOWN: u32 = u32::MAX;
+    /// Owned by another instance.
+    const FOREIGN: u32 = u32::MAX - 1;
+
+    /// The shard (of `n`) of `mailbox`; `None` when another instance owns it.
+    fn of(&mut self, mailbox: &MailboxId, roster: &Roster, n: usize, ownership: Option<&Ownership>) -> Option<usize> {
+        let place = |address: &str| match ownership {
+            Some(o) if !o.owns(address) => Self::FOREIGN,
+            _ => shard_of(address, n) as u32,
+        };
+        let known = match mailbox {
+            MailboxId::Roster(p) => {
+                let p = *p as usize;
+                if self.0.len() <= p {
+                    self.0.resize(roster.entries().len().max(p + 1), Self::UNKNOWN);
+                }
+                if self.0[p] == Self::UNKNOWN {
+                    self.0[p] = place(mailbox.address(roster));
+                }
+                self.0[p]
+            }
+            MailboxId::Address(a) => place(a),
+        };
+        (known != Self::FOREIGN).then_some(known as usize)
+    }
+
+    fn clear(&mut self) {
+        self.0.clear();
+    }
+}
+
 /// Runs one shard until its queue closes; returns the mailboxes it tracked.
 fn work(mut shard: Shard, rx: Receiver<Batch>, res: SyncSender<BatchResult>, gauges: Option<ShardGauges>) -> usize {
     for batch in rx {
@@ -475,6 +516,7 @@ struct Stage<'a> {
     positions: Vec<InputPosition>,
     workers: Vec<SyncSender<Batch>>,
     pending: Vec<Vec<Item>>,
+    placements: Placements,
     in_batch: usize,
     batch_no: u64,
     seq: u64,
@@ -540,6 +582,7 @@ impl<'a> Stage<'a> {
             positions,
             workers,
             pending: (0..n).map(|_| Vec::new()).collect(),
+            placements: Placements::default(),
             in_batch: 0,
             batch_no: 0,
             summary: Summary::default(),
@@ -625,6 +668,7 @@ impl<'a> Stage<'a> {
         let Some(roster) = self.reloader.as_mut().and_then(crate::roster::Reloader::poll) else { return };
         let roster = Arc::new(roster);
         self.router.set_roster(roster.clone());
+        self.placements.clear();
         if let Some(r) = &self.routing {
             r.set_roster(roster.clone());
         }
@@ -643,6 +687,7 @@ impl<'a> Stage<'a> {
             p.push(Item::Own(own.clone()));
         }
         self.ownership = Some(own);
+        self.placements.clear();
     }
 
     /// Takes on a partition's checkpoint: its positions, delegations and mailboxes.
@@ -882,15 +927,14 @@ impl<'a> Stage<'a> {
             self.check_close();
             self.route(ev);
             for routed in self.routed.drain(..) {
-                // The address is read only when it decides something (its roster entry is
-                // likely not in this core's cache).
-                let mailbox = || routed.mailbox.address(self.router.roster());
-                if self.ownership.as_ref().is_some_and(|o| !o.owns(mailbox())) {
-                    self.summary.foreign += 1;
-                    continue;
+                let shard = match (n, &self.ownership) {
+                    (1, None) => Some(0),
+                    (_, own) => self.placements.of(&routed.mailbox, self.router.roster(), n, own.as_deref()),
+                };
+                match shard {
+                    Some(shard) => self.pending[shard].push(Item::Event { seq: self.seq, routed }),
+                    None => self.summary.foreign += 1,
                 }
-                let shard = if n > 1 { shard_of(mailbox(), n) } else { 0 };
-                self.pending[shard].push(Item::Event { seq: self.seq, routed });
             }
         }
         // The buffers go back empty: their capacity serves the next line.
@@ -988,8 +1032,38 @@ impl<'a> Stage<'a> {
 
 #[cfg(test)]
 mod tests {
-    use super::judged_through;
+    use super::{judged_through, Placements};
+    use crate::detect::MailboxId;
+    use crate::roster::{Roster, RosterEntry};
+    use crate::state::ownership::Ownership;
+    use crate::state::shard_of;
     use chrono::NaiveDate;
+
+    /// The stage works out a mailbox's shard and owner once; the answer is always the one
+    /// its address gives (FNV for the shard, murmur2 for the Kafka partition), also after
+    /// a rebalance hands this instance other partitions.
+    #[test]
+    fn a_mailbox_goes_to_the_shard_and_instance_its_address_names_asked_once_or_again() {
+        let roster = Roster::new((0..200).map(|i| RosterEntry { address: format!("person{i}@kommun.se"), ..RosterEntry::default() }).collect());
+        let mut placements = Placements::default();
+        for _ in 0..2 {
+            for (p, e) in roster.entries().iter().enumerate() {
+                assert_eq!(placements.of(&MailboxId::Roster(p as u32), &roster, 3, None), Some(shard_of(&e.address, 3)), "{}", e.address);
+            }
+        }
+        for owned in [[0, 2], [1, 3]] {
+            let own = Ownership::new(4, owned.into());
+            placements.clear();
+            for _ in 0..2 {
+                for (p, e) in roster.entries().iter().enumerate() {
+                    let want = own.owns(&e.address).then(|| shard_of(&e.address, 3));
+                    assert_eq!(placements.of(&MailboxId::Roster(p as u32), &roster, 3, Some(&own)), want, "{}", e.address);
+                }
+            }
+            let stranger = MailboxId::Address("x@annan.se".into());
+            assert_eq!(placements.of(&stranger, &roster, 3, Some(&own)), own.owns("x@annan.se").then(|| shard_of("x@annan.se", 3)));
+        }
+    }
 
     fn day(d: u32) -> Option<NaiveDate> {
         NaiveDate::from_ymd_opt(2026, 6, d)
