@@ -8,6 +8,10 @@
 //! 5,000 roster mailboxes): `Shard::apply`'s own `perf` samples fell from 264 to 94
 //! (they were the first loads of each mailbox's state entry), CPU time −7 % by the medians.
 
+/// How many items ahead of the one it works on a thread walking a batch prefetches: far
+/// enough for a load from memory to arrive, near enough to stay in the cache.
+pub const AHEAD: usize = 4;
+
 /// Asks the core to load the cache lines of `x` (the first two at most). A hint only: it
 /// reads nothing the program sees and changes no result.
 #[inline]

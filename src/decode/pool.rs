@@ -50,9 +50,6 @@ use crate::sources::{Chunk, SourceMsg};
 /// Messages between the reader and the stage that may be in the pool at once.
 pub const IN_FLIGHT: usize = 8;
 
-/// How many events ahead of the line it hands over [`Decoded::next_line`] prefetches.
-const PREFETCH_AHEAD: usize = 4;
-
 /// What the decoders route with: the configuration, and the roster the stage routes with
 /// now (the stage replaces it when it reloads the roster).
 #[derive(Clone)]
@@ -142,7 +139,7 @@ impl Decoded {
     pub fn next_line(&mut self, out: &mut Vec<Arc<Event>>, routes: &mut Vec<Routed>) -> Result<(), DecodeError> {
         let (count, routed, result) = self.lines.next().unwrap_or((0, 0, Ok(())));
         // The stage reads each event's time and type: start loading a later line's now.
-        if let Some(ahead) = self.events.as_slice().get(count + PREFETCH_AHEAD) {
+        if let Some(ahead) = self.events.as_slice().get(count + crate::cache::AHEAD) {
             crate::cache::prefetch(&**ahead);
         }
         out.extend(self.events.by_ref().take(count));

@@ -295,9 +295,6 @@ pub fn check_same_inputs(cp: &Checkpoint, inputs: &[FileInput]) -> Result<()> {
     Ok(())
 }
 
-/// How many items ahead of the one it applies a shard worker prefetches.
-const PREFETCH_AHEAD: usize = 4;
-
 /// Per roster position: the shard that mailbox's state lives in, or that another
 /// instance owns it, worked out the first time a copy is routed to it. Working it out
 /// reads the roster entry's address (likely not in the stage's cache) and hashes it (FNV
@@ -314,6 +311,9 @@ impl Placements {
 
     /// The shard (of `n`) of `mailbox`; `None` when another instance owns it.
     fn of(&mut self, mailbox: &MailboxId, roster: &Roster, n: usize, ownership: Option<&Ownership>) -> Option<usize> {
+        if n == 1 && ownership.is_none() {
+            return Some(0); // one shard, every mailbox ours: nothing to look up
+        }
         let place = |address: &str| match ownership {
             Some(o) if !o.owns(address) => Self::FOREIGN,
             _ => shard_of(address, n) as u32,
@@ -345,7 +345,7 @@ fn work(mut shard: Shard, rx: Receiver<Batch>, res: SyncSender<BatchResult>, gau
         let mut alerts = Vec::new();
         let mut items = batch.items.into_iter();
         while let Some(item) = items.next() {
-            if let Some(ahead) = items.as_slice().get(PREFETCH_AHEAD) {
+            if let Some(ahead) = items.as_slice().get(crate::cache::AHEAD) {
                 shard.prefetch(ahead);
             }
             shard.apply(item, &mut alerts);
@@ -927,11 +927,7 @@ impl<'a> Stage<'a> {
             self.check_close();
             self.route(ev);
             for routed in self.routed.drain(..) {
-                let shard = match (n, &self.ownership) {
-                    (1, None) => Some(0),
-                    (_, own) => self.placements.of(&routed.mailbox, self.router.roster(), n, own.as_deref()),
-                };
-                match shard {
+                match self.placements.of(&routed.mailbox, self.router.roster(), n, self.ownership.as_deref()) {
                     Some(shard) => self.pending[shard].push(Item::Event { seq: self.seq, routed }),
                     None => self.summary.foreign += 1,
                 }
