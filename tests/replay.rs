@@ -188,6 +188,48 @@ fn a_directory_of_archives_is_read_in_time_order_not_name_order() {
     assert!(stderr.contains("late events                0"), "{stderr}");
 }
 
+/// Two mail servers' logs of the same week, interleaved in time (the sample's lines dealt
+/// out in turn to two files): the alerts are the one file's, and every alert's evidence and
+/// every dead letter names the file and line its record came from.
+#[test]
+fn two_interleaved_logs_give_the_alerts_of_one_and_name_each_records_own_file_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let whole = sample_plain(dir.path());
+    let text = std::fs::read(&whole).unwrap();
+    let lines: Vec<&[u8]> = text.strip_suffix(b"\n").unwrap_or(&text).split(|&b| b == b'\n').collect();
+    let (a, b) = (dir.path().join("server-a.jsonl"), dir.path().join("server-b.jsonl"));
+    for (path, first) in [(&a, 0), (&b, 1)] {
+        let mine: Vec<&[u8]> = lines.iter().skip(first).step_by(2).copied().collect();
+        std::fs::write(path, mine.join(&b'\n')).unwrap();
+    }
+    // A position in either file as the line of the whole week it was dealt from.
+    let week_line = |pos: &Value| -> u64 {
+        let (name, n) = (pos["name"].as_str().unwrap(), pos["offset"].as_u64().unwrap());
+        match name.rsplit('/').next().unwrap() {
+            "server-a.jsonl" => 2 * n - 1,
+            "server-b.jsonl" => 2 * n,
+            "week.jsonl" => n,
+            other => panic!("evidence from {other}"),
+        }
+    };
+    let run = |inputs: &[&Path]| {
+        let paths: Vec<&str> = inputs.iter().map(|p| p.to_str().unwrap()).collect();
+        let (stdout, _) = replay(dir.path(), &[], &paths);
+        let found: std::collections::BTreeMap<String, Vec<u64>> = alerts(&stdout).iter().map(|a| {
+            let events = a["evidence"]["events"].as_array().map_or(Vec::new(), |e| e.iter().map(week_line).collect());
+            (a["id"].as_str().unwrap().to_string(), events)
+        }).collect();
+        let dead = std::fs::read_to_string(dir.path().join("dead.jsonl")).unwrap();
+        let dead: BTreeSet<(u64, String)> = dead.lines().map(|l| serde_json::from_str::<Value>(l).unwrap()).map(|d| (week_line(&d["source"]), d["reason"].as_str().unwrap().to_string())).collect();
+        (found, dead)
+    };
+    let (one, one_dead) = run(&[&whole]);
+    assert!(one.len() > 30 && one.values().any(|e| !e.is_empty()) && one_dead.len() > 5);
+    let (two, two_dead) = run(&[&a, &b]);
+    assert_eq!(two, one, "the same alerts, with evidence at the same lines of the week");
+    assert_eq!(two_dead, one_dead, "the same dead letters, each at its own line");
+}
+
 #[test]
 fn an_overlong_line_is_dead_lettered_and_the_stream_goes_on() {
     let dir = tempfile::tempdir().unwrap();

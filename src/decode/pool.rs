@@ -329,7 +329,7 @@ mod tests {
     use std::sync::Arc;
 
     fn chunk(input: usize, first_line: u64, lines: &[&str]) -> Chunk {
-        let mut c = Chunk { input, name: "t".into(), first_line, data: Vec::new(), lines: Vec::new(), bytes_read: 0, partition: None, read_at: std::time::Instant::now() };
+        let mut c = Chunk::new(input, "t".into(), first_line, None);
         for l in lines {
             let start = c.data.len();
             c.data.extend_from_slice(l.as_bytes());

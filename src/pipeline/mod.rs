@@ -827,18 +827,25 @@ impl<'a> Stage<'a> {
         wm
     }
 
-    /// One chunk of lines, decoded here or already by the decode pool (`pre`).
+    /// One chunk of lines, decoded here or already by the decode pool (`pre`). A chunk
+    /// that merges several inputs is of one stateless format: one decoder reads it all.
     fn chunk(&mut self, c: &Chunk, mut pre: Option<Decoded>) -> Result<()> {
         let mut decoder = match pre {
             Some(_) => None,
             None => Some(self.decoders.remove(&c.input).unwrap_or_else(|| self.format_of(c.input).decoder(&self.settings.decode_options()))),
         };
-        let wm_input = self.watermark_input(c.input);
+        let (mut input, mut wm_input) = (c.input, self.watermark_input(c.input));
         self.note_arrival(c, wm_input);
         self.prerouted_valid = pre.as_ref().and_then(Decoded::routed_with).is_some_and(|r| Arc::ptr_eq(r, self.router.roster()));
-        let covered = self.positions.get(c.input).map_or(0, |p| p.lines);
+        let mut covered = self.positions.get(input).map_or(0, |p| p.lines);
         for (i, line) in c.lines.iter().enumerate() {
-            let number = c.first_line + i as u64;
+            let origin = c.origin(i);
+            if origin.input != input {
+                input = origin.input;
+                wm_input = self.watermark_input(input);
+                covered = self.positions.get(input).map_or(0, |p| p.lines);
+            }
+            let number = origin.line;
             let pos = c.pos(i);
             let raw = &c.data[line.start..line.end];
             let (decoded, prerouted) = (&mut self.decoded, &mut self.prerouted);
@@ -868,7 +875,7 @@ impl<'a> Stage<'a> {
             };
             self.record(&pos, raw, line.cut_from, result)?;
             self.dispatch_events(wm_input, c.partition)?;
-            if let Some(p) = self.positions.get_mut(c.input) {
+            if let Some(p) = self.positions.get_mut(input) {
                 p.lines = number;
             }
         }
@@ -886,7 +893,8 @@ impl<'a> Stage<'a> {
     }
 
     /// A chunk arrived: the input is not idle, and when its first line was read is kept
-    /// for latency.
+    /// for latency. Only a Kafka run is live, and its chunks never merge inputs, so the
+    /// chunk's one input is `c.input`.
     fn note_arrival(&mut self, c: &Chunk, wm_input: usize) {
         if self.live.is_some() {
             self.last_seen.insert(c.input, Instant::now());

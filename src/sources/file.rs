@@ -24,8 +24,11 @@
 //!   decodes them). Formats that keep state between lines are the exception: they are
 //!   decoded again downstream, by the stage's one decoder per input, which also hands over
 //!   what it holds when the input ends.
-//! - Inputs whose times interleave give short runs of lines; these go over in batches of
-//!   about a chunk's bytes ([`SourceMsg::Batch`]), not one hand-over per run.
+//! - Inputs whose times interleave give short runs of lines. Inputs of one stateless
+//!   format share chunks: a chunk holds their lines in the merged order, each with its own
+//!   input and line number ([`Chunk::origins`], so positions, dead letters and checkpoints
+//!   name the right file and line). Runs of other formats go over in batches of about a
+//!   chunk's bytes ([`SourceMsg::Batch`]). Either way, not one hand-over per run.
 //! - Standard input as the only input is read as a live pipe may be written: once the
 //!   reader has taken everything the writer had written (`Paced`), it hands its partial
 //!   chunk on, so a line does not wait for 256 KiB of later lines (`tail -F | brevvakt
@@ -51,7 +54,7 @@ use std::sync::Arc;
 use anyhow::{bail, Context, Result};
 use chrono::{DateTime, Utc};
 
-use super::{Chunk, Line, SourceMsg};
+use super::{Chunk, Line, Origin, SourceMsg};
 use crate::decode::pool::DecodedLines;
 use crate::decode::{DecodeError, DecodeOptions, Decoder, Format};
 use crate::event::{Event, InputName, SourcePos};
@@ -300,7 +303,7 @@ fn read_one(idx: usize, input: &Input, tx: &SyncSender<SourceMsg>, max_line: usi
     let (mut reader, caught_up) = open_paced(input)?;
     let name = InputName::new(&input.name());
     let mut splitter = LineSplitter::new(max_line);
-    let mut chunk = new_chunk(idx, name, 1);
+    let mut chunk = Chunk::new(idx, name, 1, None);
     loop {
         let more = splitter.next_line(&mut reader, &mut chunk)?;
         if chunk.lines.len() == 1 {
@@ -309,7 +312,7 @@ fn read_one(idx: usize, input: &Input, tx: &SyncSender<SourceMsg>, max_line: usi
         // A live writer that paused: what it wrote goes on now, not when the chunk is full.
         if !more || chunk.data.len() >= chunk_bytes || caught_up.as_ref().is_some_and(CaughtUp::now) {
             let next_line = chunk.first_line + chunk.lines.len() as u64;
-            let full = std::mem::replace(&mut chunk, new_chunk(idx, name, next_line));
+            let full = std::mem::replace(&mut chunk, Chunk::new(idx, name, next_line, None));
             // The next chunk will be about as big: sized at once, not grown by doubling.
             chunk.data.reserve(full.data.len());
             chunk.lines.reserve(full.lines.len());
@@ -321,10 +324,6 @@ fn read_one(idx: usize, input: &Input, tx: &SyncSender<SourceMsg>, max_line: usi
             return Ok(true);
         }
     }
-}
-
-fn new_chunk(input: usize, name: InputName, first_line: u64) -> Chunk {
-    Chunk { input, name, first_line, data: Vec::new(), lines: Vec::new(), bytes_read: 0, partition: None, read_at: std::time::Instant::now() }
 }
 
 /// Reads the inputs not marked `done` (already covered by a checkpoint) and sends their
@@ -396,7 +395,7 @@ impl Cursor {
             reader: open(&input.input)?,
             splitter: LineSplitter::new(max_line),
             decoder: input.format.decoder(opts),
-            head: new_chunk(idx, name, 1),
+            head: Chunk::new(idx, name, 1, None),
             name,
             line: 0,
             time: None,
@@ -514,12 +513,20 @@ impl<'a> Merge<'a> {
     /// went away.
     fn take(&mut self, idx: usize) -> bool {
         let decoded = self.open.get(&idx).is_some_and(|c| c.decoded.is_some());
-        // A chunk is handed over decoded or not as a whole.
-        if self.out.as_ref().is_some_and(|(c, d)| c.input != idx || d.is_some() != decoded) && !self.send_out() {
+        // A chunk is handed over decoded or not as a whole, and holds the lines of several
+        // inputs only when they share a stateless format (one decoder reads them all).
+        let fits = |c: &Chunk| (c.input == idx && c.origins.is_empty()) || self.mergeable(c.input, idx);
+        if self.out.as_ref().is_some_and(|(c, d)| d.is_some() != decoded || !fits(c)) && !self.send_out() {
             return false;
         }
         let Some(cursor) = self.open.get_mut(&idx) else { return true };
-        let (out, lines) = self.out.get_or_insert_with(|| (new_chunk(idx, cursor.name, cursor.line), decoded.then(DecodedLines::default)));
+        let (out, lines) = self.out.get_or_insert_with(|| (Chunk::new(idx, cursor.name, cursor.line, None), decoded.then(DecodedLines::default)));
+        if out.input != idx || !out.origins.is_empty() {
+            if out.origins.is_empty() {
+                out.origins = (0..out.lines.len()).map(|i| out.origin(i)).collect();
+            }
+            out.origins.push(Origin { input: idx, name: cursor.name, line: cursor.line });
+        }
         let l = cursor.head.lines[0];
         let start = out.data.len();
         out.data.extend_from_slice(&cursor.head.data[l.start..l.end]);
@@ -545,9 +552,15 @@ impl<'a> Merge<'a> {
         }
     }
 
+    /// Whether lines of inputs `a` and `b` may share a chunk.
+    fn mergeable(&self, a: usize, b: usize) -> bool {
+        let (fa, fb) = (self.inputs[a].format, self.inputs[b].format);
+        fa == fb && fa.stateless()
+    }
+
     /// Input `idx` is done: its pending lines go out, then its end.
     fn close(&mut self, idx: usize, error: Option<String>) -> bool {
-        if self.out.as_ref().is_some_and(|(c, _)| c.input == idx) && !self.send_out() {
+        if self.out.as_ref().is_some_and(|(c, _)| c.has_input(idx)) && !self.send_out() {
             return false;
         }
         if let Some(c) = self.open.remove(&idx) {
@@ -666,7 +679,7 @@ mod tests {
         let mut r = io::Cursor::new(input.to_vec());
         let mut s = LineSplitter::new(max);
         let name = InputName::new("t");
-        let mut c = new_chunk(0, name, 1);
+        let mut c = Chunk::new(0, name, 1, None);
         while s.next_line(&mut r, &mut c).unwrap() {}
         c.lines.iter().map(|l| (c.data[l.start..l.end].to_vec(), l.cut_from)).collect()
     }
@@ -700,6 +713,10 @@ mod tests {
         /// Lines handed over decoded, by input, each checked to carry the events its own
         /// text decodes to.
         decoded: BTreeMap<usize, usize>,
+        /// Chunks that held the lines of more than one input.
+        shared: usize,
+        /// By input, the line numbers of its lines in the order handed over.
+        numbers: BTreeMap<usize, Vec<u64>>,
     }
 
     fn merged_in(inputs: &[FileInput], chunk_bytes: usize) -> (Handed, Merged) {
@@ -707,7 +724,7 @@ mod tests {
         let formats = inputs.iter().map(|i| i.format).collect();
         let inputs = inputs.to_vec();
         let reader = std::thread::spawn(move || read_merged(&inputs, &[], &tx, 1 << 16, chunk_bytes, &DecodeOptions::default()));
-        let (mut handed, mut stats) = ((Vec::new(), Vec::new()), Merged { formats, hand_overs: 0, decoded: BTreeMap::new() });
+        let (mut handed, mut stats) = ((Vec::new(), Vec::new()), Merged { formats, hand_overs: 0, decoded: BTreeMap::new(), shared: 0, numbers: BTreeMap::new() });
         for msg in rx {
             stats.hand_overs += 1;
             take(msg, &mut handed, &mut stats);
@@ -719,17 +736,27 @@ mod tests {
     fn take(msg: SourceMsg, handed: &mut Handed, stats: &mut Merged) {
         let text = |c: &Chunk, l: &Line| String::from_utf8_lossy(&c.data[l.start..l.end]).into_owned();
         match msg {
-            SourceMsg::Chunk(c) => handed.0.extend(c.lines.iter().map(|l| (c.input, text(&c, l)))),
+            SourceMsg::Chunk(c) => {
+                stats.shared += usize::from(c.lines.iter().enumerate().any(|(i, _)| c.origin(i).input != c.input));
+                for (i, l) in c.lines.iter().enumerate() {
+                    let origin = c.origin(i);
+                    assert_eq!(c.pos(i).offset, origin.line, "a line's position is its own input's line");
+                    handed.0.push((origin.input, text(&c, l)));
+                    stats.numbers.entry(origin.input).or_default().push(origin.line);
+                }
+            }
             SourceMsg::Decoded(c, mut d) => {
                 for (i, l) in c.lines.iter().enumerate() {
+                    let origin = c.origin(i);
                     let mut events = Vec::new();
                     let ok = d.next_line(&mut events, &mut Vec::new()).is_ok();
                     let mut again = Vec::new();
-                    let decoded_again = stats.formats[c.input].decoder(&DecodeOptions::default()).decode(text(&c, l).as_bytes(), &c.pos(i), &mut again).is_ok();
-                    assert_eq!(ok, decoded_again, "line {} keeps its result", c.first_line + i as u64);
-                    assert!(events.iter().map(|e| &**e).eq(again.iter()), "line {} carries its own events", c.first_line + i as u64);
-                    *stats.decoded.entry(c.input).or_default() += usize::from(ok && events.len() == 1);
-                    handed.0.push((c.input, text(&c, l)));
+                    let decoded_again = stats.formats[origin.input].decoder(&DecodeOptions::default()).decode(text(&c, l).as_bytes(), &c.pos(i), &mut again).is_ok();
+                    assert_eq!(ok, decoded_again, "line {} keeps its result", origin.line);
+                    assert!(events.iter().map(|e| &**e).eq(again.iter()), "line {} carries its own events", origin.line);
+                    *stats.decoded.entry(origin.input).or_default() += usize::from(ok && events.len() == 1);
+                    handed.0.push((origin.input, text(&c, l)));
+                    stats.numbers.entry(origin.input).or_default().push(origin.line);
                 }
             }
             SourceMsg::End { input, error } => handed.1.push((input, error)),
@@ -790,6 +817,30 @@ mod tests {
         let bytes: usize = lines.iter().map(|(_, l)| l.len()).sum();
         assert!(stats.hand_overs <= bytes / 4096 + 3, "{} hand-overs for {bytes} bytes", stats.hand_overs);
         assert_eq!(stats.decoded, BTreeMap::from([(1, 60)]), "only the Microsoft 365 records arrive decoded, all of them");
+    }
+
+    /// Two mail servers' logs of one format whose lines alternate in time: their lines
+    /// share chunks (one hand-over per chunk's bytes, not per run of one input), and every
+    /// line keeps its own input and line number.
+    #[test]
+    fn interleaved_inputs_of_one_stateless_format_share_chunks_and_keep_their_positions() {
+        let dir = tempfile::tempdir().unwrap();
+        let write = |name: &str, second: u32| {
+            let p = dir.path().join(name);
+            let lines: Vec<String> = (0..60).map(|m| event(&format!("2026-03-02T09:{m:02}:{second:02}Z"), name)).collect();
+            std::fs::write(&p, lines.join("\n") + "\n").unwrap();
+            FileInput { input: Input::File(p), format: Format::Normalized }
+        };
+        let ((lines, ends), stats) = merged_in(&[write("a", 0), write("b", 30)], 4096);
+        let order: Vec<usize> = lines.iter().map(|(i, _)| *i).collect();
+        assert_eq!(&order[..6], [0, 1, 0, 1, 0, 1], "the lines alternate");
+        assert!(lines.iter().all(|(i, l)| l.contains(["\"a\"", "\"b\""][*i])), "each line is named after its own input");
+        assert_eq!((lines.len(), ends.len()), (120, 2));
+        let bytes: usize = lines.iter().map(|(_, l)| l.len()).sum();
+        assert!(stats.hand_overs <= bytes / 4096 + 3, "{} hand-overs for {bytes} bytes", stats.hand_overs);
+        assert!(stats.shared >= bytes / 4096 - 1, "{} of the chunks hold both inputs", stats.shared);
+        let numbered: Vec<u64> = (1..=60).collect();
+        assert_eq!(stats.numbers, BTreeMap::from([(0, numbered.clone()), (1, numbered)]), "each input's lines are numbered 1, 2, … in its own order");
     }
 
     #[test]

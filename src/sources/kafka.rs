@@ -431,7 +431,7 @@ impl Chunker {
                 }
             }
             let name = crate::event::InputName::new(topic);
-            self.chunks.insert(idx, Chunk { input: idx, name, first_line: line_no, data: Vec::new(), lines: Vec::new(), bytes_read: 0, partition: Some(partition), read_at: Instant::now() });
+            self.chunks.insert(idx, Chunk::new(idx, name, line_no, Some(partition)));
         }
         let chunk = self.chunks.get_mut(&idx).expect("inserted above");
         let keep = payload.len().min(self.max_record);

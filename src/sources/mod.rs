@@ -28,10 +28,12 @@ pub struct Line {
     pub cut_from: Option<u64>,
 }
 
-/// A run of consecutive lines of one input.
+/// A run of consecutive lines of one input, or — when the reader merges several inputs of
+/// one stateless format by time — lines of several inputs in the merged order, each with
+/// its own input and line number ([`Chunk::origins`]).
 #[derive(Debug, Clone)]
 pub struct Chunk {
-    /// Index of the input (order of reading).
+    /// Index of the input (order of reading); of the first line when the chunk merges.
     pub input: usize,
     /// The input's name for positions.
     pub name: crate::event::InputName,
@@ -41,6 +43,12 @@ pub struct Chunk {
     pub data: Vec<u8>,
     /// The lines.
     pub lines: Vec<Line>,
+    /// Per line, where it came from, when the chunk merges several inputs; empty for a run
+    /// of `input`'s lines numbered from `first_line`. A merge of interleaved files handed
+    /// each run of one input's lines over as a chunk of its own, often a single line: the
+    /// per-chunk costs of the decode pool and the stage made the merge of two files about
+    /// half again as costly as the same lines from one file.
+    pub origins: Vec<Origin>,
     /// Bytes consumed so far, for progress: of this input, or of all inputs when the
     /// reader merges several.
     pub bytes_read: u64,
@@ -52,14 +60,43 @@ pub struct Chunk {
     pub read_at: std::time::Instant,
 }
 
+/// Where one line of a merging chunk came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Origin {
+    /// Index of the input.
+    pub input: usize,
+    /// The input's name.
+    pub name: crate::event::InputName,
+    /// The line's number in it.
+    pub line: u64,
+}
+
 impl Chunk {
+    /// An empty chunk of `input` whose first line will be number `first_line`.
+    pub fn new(input: usize, name: crate::event::InputName, first_line: u64, partition: Option<i32>) -> Self {
+        Chunk { input, name, first_line, data: Vec::new(), lines: Vec::new(), origins: Vec::new(), bytes_read: 0, partition, read_at: std::time::Instant::now() }
+    }
+
+    /// Where line `i` of the chunk came from.
+    pub fn origin(&self, i: usize) -> Origin {
+        match self.origins.get(i) {
+            Some(o) => *o,
+            None => Origin { input: self.input, name: self.name, line: self.first_line + i as u64 },
+        }
+    }
+
     /// The source position of line `i` of the chunk.
     pub fn pos(&self, i: usize) -> crate::event::SourcePos {
-        let number = self.first_line + i as u64;
+        let Origin { name, line, .. } = self.origin(i);
         match self.partition {
-            Some(p) => crate::event::SourcePos { name: self.name, offset: number - 1, partition: Some(p) },
-            None => crate::event::SourcePos::line(self.name, number),
+            Some(p) => crate::event::SourcePos { name, offset: line - 1, partition: Some(p) },
+            None => crate::event::SourcePos::line(name, line),
         }
+    }
+
+    /// Whether the chunk holds a line of `input`.
+    pub fn has_input(&self, input: usize) -> bool {
+        self.input == input || self.origins.iter().any(|o| o.input == input)
     }
 }
 
