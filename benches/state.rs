@@ -63,7 +63,7 @@ fn read_at(time: DateTime<Utc>, i: u64) -> Arc<Event> {
 
 fn delivery(i: u64) -> Arc<Event> {
     let m = MailMessage {
-        message_id: format!("{i:016x}@example.org"),
+        message_id: format!("{i:016x}@example.org").into(),
         sender: "someone@example.org".into(),
         recipients: vec!["x@exempel.se".into()],
         direction: Direction::Inbound,

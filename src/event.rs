@@ -123,6 +123,12 @@ impl<'de> Deserialize<'de> for InputName {
     }
 }
 
+/// The text of an event's field (an address, an id, a host): inline up to 24 bytes, on
+/// the heap beyond, and read as a `&str`. Most of the fields are that short (server names,
+/// hosts, paths, methods, subject hashes, many addresses), so most events need fewer
+/// allocations, each of which the decode thread made and a shard's thread freed.
+pub type Text = compact_str::CompactString;
+
 /// One decoded event.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Event {
@@ -280,29 +286,29 @@ impl<'de> Deserialize<'de> for Encryption {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MailMessage {
     /// The Message-ID header (without angle brackets).
-    pub message_id: String,
+    pub message_id: Text,
     /// Envelope sender; empty for the null sender `<>` (bounces, some redirects).
     #[serde(deserialize_with = "addr::any")]
-    pub sender: String,
+    pub sender: Text,
     /// Recipients of this transfer (after any rewriting).
     #[serde(deserialize_with = "addr::many")]
-    pub recipients: Vec<String>,
+    pub recipients: Vec<Text>,
     /// Inbound, outbound or internal.
     pub direction: Direction,
     /// What the server did.
     pub action: Action,
     /// The recipient as originally addressed, where the server rewrote it (alias, forward).
     #[serde(default, deserialize_with = "addr::opt", skip_serializing_if = "Option::is_none")]
-    pub original_recipient: Option<String>,
+    pub original_recipient: Option<Text>,
     /// The server that logged the transfer.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub server: Option<String>,
+    pub server: Option<Text>,
     /// Length of the subject in characters (the text itself is never kept).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub subject_len: Option<u32>,
     /// A hash of the subject computed upstream (the text itself is never kept).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub subject_hash: Option<String>,
+    pub subject_hash: Option<Text>,
     /// Information classification level 0–3, absent when unknown.
     #[serde(default, deserialize_with = "classification", skip_serializing_if = "Option::is_none")]
     pub classification: Option<u8>,
@@ -362,18 +368,18 @@ pub enum ConfigState {
 pub struct ForwardingChange {
     /// The mailbox whose mail is forwarded; absent for organisation-wide transport rules.
     #[serde(default, deserialize_with = "addr::opt", skip_serializing_if = "Option::is_none")]
-    pub mailbox: Option<String>,
+    pub mailbox: Option<Text>,
     /// Who made the change.
     #[serde(default, deserialize_with = "addr::opt", skip_serializing_if = "Option::is_none")]
-    pub actor: Option<String>,
+    pub actor: Option<Text>,
     /// How forwarding was configured.
     pub mechanism: Mechanism,
     /// The rule's name (inbox rule, transport rule, sieve script), when it has one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub rule: Option<String>,
+    pub rule: Option<Text>,
     /// Where mail is forwarded to.
     #[serde(default, deserialize_with = "addr::many")]
-    pub targets: Vec<String>,
+    pub targets: Vec<Text>,
     /// Whether a copy stays in the mailbox.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub keep_copy: Option<bool>,
@@ -414,10 +420,10 @@ pub enum AccessResult {
 pub struct MailboxAccess {
     /// The mailbox accessed.
     #[serde(deserialize_with = "addr::one")]
-    pub mailbox: String,
+    pub mailbox: Text,
     /// Who accessed it (the owner, a delegate, a member, or someone else).
     #[serde(deserialize_with = "addr::one")]
-    pub user: String,
+    pub user: Text,
     /// Client or protocol.
     pub protocol: Protocol,
     /// Success or failure.
@@ -429,14 +435,14 @@ pub struct MailboxAccess {
 pub struct ProxyRequest {
     /// Authenticated proxy user, when the proxy knows it.
     #[serde(default, deserialize_with = "addr::opt", skip_serializing_if = "Option::is_none")]
-    pub user: Option<String>,
+    pub user: Option<Text>,
     /// Requested host (lower-cased).
     #[serde(deserialize_with = "addr::one")]
-    pub host: String,
+    pub host: Text,
     /// Requested path (no query string is needed or kept by the detectors).
-    pub path: String,
+    pub path: Text,
     /// HTTP method.
-    pub method: String,
+    pub method: Text,
     /// HTTP status returned.
     pub status: u16,
 }
@@ -456,15 +462,15 @@ pub enum GrantState {
 pub struct DelegationChange {
     /// The mailbox.
     #[serde(deserialize_with = "addr::one")]
-    pub mailbox: String,
+    pub mailbox: Text,
     /// The user given or losing access.
     #[serde(deserialize_with = "addr::one")]
-    pub delegate: String,
+    pub delegate: Text,
     /// Granted or removed.
     pub state: GrantState,
     /// Who made the change.
     #[serde(default, deserialize_with = "addr::opt", skip_serializing_if = "Option::is_none")]
-    pub actor: Option<String>,
+    pub actor: Option<Text>,
 }
 
 /// Normalisation of addresses and user ids while deserializing: trimmed, lower-cased,
@@ -473,8 +479,10 @@ pub mod addr {
     use serde::{Deserialize, Deserializer};
     use std::borrow::Cow;
 
+    use super::Text;
+
     /// Normalises one address or user id.
-    pub fn normalize(s: &str) -> String {
+    pub fn normalize(s: &str) -> Text {
         // Already plain ASCII with nothing to strip (the common case): lower-case a copy.
         let b = s.as_bytes();
         let plain_end = |c: &u8, strip: u8| !(*c == b' ' || (9..=13).contains(c) || *c == strip);
@@ -483,18 +491,20 @@ pub mod addr {
             && b.last().is_none_or(|c| plain_end(c, b'>'))
             && !b.get(..5).is_some_and(|p| p.eq_ignore_ascii_case(b"smtp:"))
         {
-            return s.to_ascii_lowercase();
+            let mut t = Text::new(s);
+            t.make_ascii_lowercase();
+            return t;
         }
         let s = s.trim().trim_start_matches('<').trim_end_matches('>');
         let s = match s.get(..5) {
             Some(p) if p.eq_ignore_ascii_case("smtp:") => &s[5..],
             _ => s,
         };
-        s.trim().to_lowercase()
+        Text::from(s.trim().to_lowercase())
     }
 
     /// A required address.
-    pub fn one<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    pub fn one<'de, D: Deserializer<'de>>(d: D) -> Result<Text, D::Error> {
         let s = <Cow<'de, str>>::deserialize(d)?;
         let n = normalize(&s);
         if n.is_empty() {
@@ -504,26 +514,26 @@ pub mod addr {
     }
 
     /// An address that may be empty (the SMTP null sender `<>`).
-    pub fn any<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    pub fn any<'de, D: Deserializer<'de>>(d: D) -> Result<Text, D::Error> {
         let s = <Cow<'de, str>>::deserialize(d)?;
         Ok(normalize(&s))
     }
 
     /// An optional address (absent, null or empty mean none).
-    pub fn opt<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    pub fn opt<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Text>, D::Error> {
         let s = <Option<Cow<'de, str>>>::deserialize(d)?;
         Ok(s.map(|s| normalize(&s)).filter(|s| !s.is_empty()))
     }
 
     /// A list of addresses (normalised one by one as they are read: no list of copies).
-    pub fn many<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    pub fn many<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Text>, D::Error> {
         struct Many;
         impl<'de> serde::de::Visitor<'de> for Many {
-            type Value = Vec<String>;
+            type Value = Vec<Text>;
             fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
                 f.write_str("a sequence")
             }
-            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<String>, A::Error> {
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<Text>, A::Error> {
                 let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(1).min(64));
                 while let Some(s) = seq.next_element::<Cow<'de, str>>()? {
                     let n = normalize(&s);

@@ -50,7 +50,7 @@ use serde::Serialize;
 use crate::calendar::{Calendar, TZ};
 use crate::event::{
     AccessResult, Action, ConfigState, DelegationChange, Direction, Encryption, EventBody, ForwardingChange, GrantState,
-    MailMessage, MailboxAccess, Mechanism, Protocol, ProxyRequest,
+    MailMessage, MailboxAccess, Mechanism, Protocol, ProxyRequest, Text,
 };
 
 /// The smallest organisation the generator builds (every scenario needs a few people).
@@ -742,15 +742,15 @@ impl<'a> DayGen<'a> {
             false => Encryption::None,
         };
         MailMessage {
-            message_id,
-            sender,
-            recipients,
+            message_id: message_id.into(),
+            sender: sender.into(),
+            recipients: recipients.into_iter().map(Text::from).collect(),
             direction,
             action,
             original_recipient: None,
             server: Some(server.into()),
             subject_len,
-            subject_hash,
+            subject_hash: subject_hash.map(Text::from),
             classification: None,
             encryption,
         }
@@ -853,12 +853,12 @@ impl<'a> DayGen<'a> {
             self.failed_access(secs.saturating_sub(40), mb, user, protocol);
         }
         let (mailbox, user) = (self.address(mb), self.org.people[user].address.clone());
-        self.push(secs, EventBody::Access(MailboxAccess { mailbox, user, protocol, result: AccessResult::Success }));
+        self.push(secs, EventBody::Access(MailboxAccess { mailbox: mailbox.into(), user: user.into(), protocol, result: AccessResult::Success }));
     }
 
     fn failed_access(&mut self, secs: u32, mb: usize, user: usize, protocol: Protocol) {
         let (mailbox, user) = (self.address(mb), self.org.people[user].address.clone());
-        self.push(secs, EventBody::Access(MailboxAccess { mailbox, user, protocol, result: AccessResult::Failure }));
+        self.push(secs, EventBody::Access(MailboxAccess { mailbox: mailbox.into(), user: user.into(), protocol, result: AccessResult::Failure }));
     }
 
     /// A few webmail requests within minutes, by `user`.
@@ -866,8 +866,8 @@ impl<'a> DayGen<'a> {
         let mut secs = self.work_time();
         for _ in 0..self.rng.range(2, 5) {
             let path = (*self.rng.pick(&WEBMAIL_PATHS)).to_string();
-            let user = Some(self.org.people[user].address.clone());
-            let req = ProxyRequest { user, host: WEBMAIL_HOST.into(), path, method: "GET".into(), status: 200 };
+            let user = Some(self.org.people[user].address.as_str().into());
+            let req = ProxyRequest { user, host: WEBMAIL_HOST.into(), path: path.into(), method: "GET".into(), status: 200 };
             self.push(secs, EventBody::Proxy(req));
             secs = (secs + self.rng.range(5, 120)).min(17 * 3600 - 1);
         }
@@ -956,7 +956,7 @@ impl<'a> DayGen<'a> {
             let path = (*self.rng.pick(&OTHER_PATHS)).to_string();
             let method = if self.rng.chance(0.85) { "GET" } else { "POST" }.to_string();
             let status = *self.rng.pick(&[200, 200, 200, 304, 302, 404]);
-            self.push(secs, EventBody::Proxy(ProxyRequest { user, host, path, method, status }));
+            self.push(secs, EventBody::Proxy(ProxyRequest { user: user.map(Text::from), host: host.into(), path: path.into(), method: method.into(), status }));
         }
     }
 
@@ -969,7 +969,7 @@ impl<'a> DayGen<'a> {
         for (i, (mb, delegate)) in granted.into_iter().enumerate() {
             let (mailbox, delegate) = (self.address(mb), self.org.people[delegate].address.clone());
             let actor = Some(mailbox.clone());
-            let change = DelegationChange { mailbox, delegate, state: GrantState::Granted, actor };
+            let change = DelegationChange { mailbox: mailbox.into(), delegate: delegate.into(), state: GrantState::Granted, actor: actor.map(Text::from) };
             self.push(6 * 3600 + 7 * i as u32, EventBody::Delegation(change));
         }
     }
@@ -1001,11 +1001,11 @@ impl<'a> DayGen<'a> {
             _ => None,
         };
         let change = ForwardingChange {
-            mailbox: Some(mailbox.clone()),
-            actor: Some(mailbox),
+            mailbox: Some(mailbox.as_str().into()),
+            actor: Some(mailbox.into()),
             mechanism: f.mechanism,
-            rule,
-            targets: vec![f.target.clone()],
+            rule: rule.map(Text::from),
+            targets: vec![f.target.as_str().into()],
             keep_copy: Some(f.keep_copy),
             state: ConfigState::Enabled,
         };
@@ -1022,10 +1022,10 @@ impl<'a> DayGen<'a> {
             let (sender, mailbox) = (self.external(), self.address(f.mailbox));
             let target = f.targets[k % f.targets.len()].clone();
             let mut m = self.message(sender, vec![target], direction, f.action);
-            m.original_recipient = Some(mailbox.clone());
+            m.original_recipient = Some(mailbox.as_str().into());
             if f.action == Action::Forward {
                 let mut delivered = m.clone();
-                (delivered.recipients, delivered.direction, delivered.action) = (vec![mailbox], Direction::Inbound, Action::Deliver);
+                (delivered.recipients, delivered.direction, delivered.action) = (vec![mailbox.into()], Direction::Inbound, Action::Deliver);
                 delivered.original_recipient = None;
                 self.push(secs, EventBody::Message(delivered));
             }
@@ -1037,7 +1037,7 @@ impl<'a> DayGen<'a> {
     fn classified(&mut self, c: &Classified) {
         let (secs, sender) = (self.work_time(), self.address(c.sender));
         let mut m = self.message(sender, vec![c.recipient.clone()], Direction::Outbound, Action::Relay);
-        m.message_id = c.message_id.clone();
+        m.message_id = c.message_id.as_str().into();
         m.classification = Some(c.level);
         m.encryption = c.encryption.clone();
         self.push(secs, EventBody::Message(m));

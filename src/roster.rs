@@ -137,14 +137,14 @@ impl RosterEntry {
     }
 
     fn normalized(mut self) -> Self {
-        self.address = normalize(&self.address);
+        self.address = normalize(&self.address).into();
         for list in [&mut self.owners, &mut self.members, &mut self.aliases] {
-            list.iter_mut().for_each(|s| *s = normalize(s));
+            list.iter_mut().for_each(|s| *s = normalize(s).into());
             list.retain(|s| !s.is_empty());
         }
-        self.manager = self.manager.map(|m| normalize(&m)).filter(|m| !m.is_empty());
+        self.manager = self.manager.map(|m| normalize(&m).to_string()).filter(|m| !m.is_empty());
         for e in &mut self.exemptions {
-            e.delegate = e.delegate.take().map(|d| normalize(&d));
+            e.delegate = e.delegate.take().map(|d| normalize(&d).into());
         }
         self
     }

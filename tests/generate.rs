@@ -153,7 +153,7 @@ fn each_classified_violation_is_one_message_event() {
     let mut seen: Vec<String> = Vec::new();
     for (_, _, body, _) in lines(&s.events).filter_map(good_event) {
         if let EventBody::Message(m) = body {
-            seen.push(m.message_id);
+            seen.push(m.message_id.into());
         }
     }
     for t in truth_lines(&s).iter().filter(|t| t["rule"] == "classified_mail") {

@@ -20,7 +20,7 @@
 use super::mail::{direction, message_id};
 use super::syslog::{field, Context};
 use super::DecodeError;
-use crate::event::{addr, AccessResult, Action, Encryption, Event, EventBody, MailMessage, MailboxAccess, Protocol};
+use crate::event::{addr, AccessResult, Action, Encryption, Event, EventBody, MailMessage, MailboxAccess, Protocol, Text};
 
 /// Dovecot process names this module reads when they appear as a syslog tag.
 const PROCESSES: [&str; 4] = ["imap-login", "pop3-login", "lmtp", "lda"];
@@ -73,8 +73,8 @@ fn sieve_redirect(process: &str, text: &str, cx: &Context) -> Option<EventBody> 
     let target = addr::normalize(after.split_once("forwarded to <")?.1.split_once('>')?.0);
     let recipients = vec![target];
     Some(EventBody::Message(MailMessage {
-        message_id: if msgid == "unspecified" { String::new() } else { message_id(msgid) },
-        sender: String::new(),
+        message_id: if msgid == "unspecified" { Text::default() } else { message_id(msgid) },
+        sender: Text::default(),
         direction: direction(cx.org, false, &recipients),
         recipients,
         action: Action::Redirect,

@@ -37,7 +37,7 @@
 use serde::{Deserialize, Deserializer};
 
 use super::{DecodeError, ErrorReason};
-use crate::event::{addr, ConfigState, DelegationChange, EventBody, ForwardingChange, GrantState, Mechanism};
+use crate::event::{addr, ConfigState, DelegationChange, EventBody, ForwardingChange, GrantState, Mechanism, Text};
 
 /// One cmdlet parameter.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -128,7 +128,7 @@ enum Forwarding {
     /// Given, all empty: forwarding switched off.
     Cleared,
     /// Given: the SMTP targets (empty when all were object names).
-    To(Vec<String>),
+    To(Vec<Text>),
 }
 
 fn is_blank(v: &str) -> bool {
@@ -137,12 +137,12 @@ fn is_blank(v: &str) -> bool {
 }
 
 /// The SMTP addresses in a target list; object names (no `@`) are dropped.
-pub fn smtp_targets(value: &str) -> Vec<String> {
+pub fn smtp_targets(value: &str) -> Vec<Text> {
     value.split(';').filter_map(smtp_address).collect()
 }
 
 /// One target item as a normalised SMTP address, if it is one.
-pub fn smtp_address(item: &str) -> Option<String> {
+pub fn smtp_address(item: &str) -> Option<Text> {
     let inner = |open: char, close: char| item.split_once(open).and_then(|(_, r)| r.split_once(close)).map(|(a, _)| a);
     let raw = inner('[', ']').or_else(|| inner('<', '>')).unwrap_or(item);
     let a = addr::normalize(raw.trim_matches('"'));
@@ -208,7 +208,7 @@ fn transport_rule(c: &Cmdlet) -> Option<EventBody> {
 }
 
 /// Targets and resulting state, `None` when the call does not touch forwarding.
-fn targets_and_state(p: &Params, names: &[&str]) -> Option<(Vec<String>, ConfigState)> {
+fn targets_and_state(p: &Params, names: &[&str]) -> Option<(Vec<Text>, ConfigState)> {
     match p.forwarding(names) {
         Forwarding::Absent => None,
         Forwarding::Cleared => Some((Vec::new(), ConfigState::Removed)),
@@ -227,7 +227,7 @@ fn rule_state(c: &Cmdlet, mechanism: Mechanism, state: ConfigState) -> Result<Ev
 fn forwarding(
     c: &Cmdlet,
     mechanism: Mechanism,
-    targets: Vec<String>,
+    targets: Vec<Text>,
     keep_copy: Option<bool>,
     state: ConfigState,
 ) -> EventBody {
@@ -247,7 +247,7 @@ fn forwarding(
 }
 
 /// The mailbox a per-mailbox cmdlet changed (see the module doc).
-fn mailbox(c: &Cmdlet) -> Option<String> {
+fn mailbox(c: &Cmdlet) -> Option<Text> {
     let identity = c.params.get("Identity");
     // Without `-Mailbox` an inbox rule cmdlet acts on the caller's own mailbox, so the
     // caller's address beats an object name; Set-Mailbox is often run by an admin.
@@ -270,11 +270,11 @@ fn owner(s: Option<&str>) -> Option<&str> {
 }
 
 /// The rule's name: `Name`, else the part of `Identity` (or the object) after `\`.
-fn rule_name(c: &Cmdlet, mechanism: Mechanism) -> Option<String> {
+fn rule_name(c: &Cmdlet, mechanism: Mechanism) -> Option<Text> {
     if mechanism == Mechanism::MailboxForwarding {
         return None;
     }
-    let last = |s: &str| s.rsplit_once('\\').map_or(s, |(_, r)| r).trim().to_owned();
+    let last = |s: &str| Text::new(s.rsplit_once('\\').map_or(s, |(_, r)| r).trim());
     c.params.get("Name").or(c.params.get("Identity")).or(c.object).map(last).filter(|n| !n.is_empty())
 }
 

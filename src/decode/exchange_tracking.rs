@@ -57,7 +57,7 @@ use super::csvline::{self, Joiner};
 use super::mail::{address_list, direction, message_id};
 use super::{parse_time, utf8, DecodeError, DecodeOptions, Decoder, ErrorReason, Unfinished};
 use crate::domains::OrgDomains;
-use crate::event::{addr, Action, Encryption, Event, EventBody, MailMessage, SourcePos};
+use crate::event::{addr, Action, Encryption, Event, EventBody, MailMessage, SourcePos, Text};
 
 /// Decodes a message tracking log; keeps the `#Fields:` order between lines.
 #[derive(Debug)]
@@ -191,7 +191,7 @@ impl Columns {
             recipients,
             action,
             original_recipient: related.then(|| addr::normalize(field(self.related))).filter(|r| !r.is_empty()),
-            server: Some(field(self.server)).filter(|s| !s.is_empty()).map(str::to_owned),
+            server: Some(field(self.server)).filter(|s| !s.is_empty()).map(Text::new),
             subject_len: (!subject.is_empty()).then(|| u32::try_from(subject.chars().count()).unwrap_or(u32::MAX)),
             subject_hash: None,
             classification,

@@ -44,7 +44,7 @@ use serde_json::Value;
 use super::exchange_cmdlet::{self, json_error, smtp_address, Cmdlet, Params};
 use super::{check_year, parse_time, utf8, DecodeError, Decoder, ErrorReason};
 use crate::event::{
-    addr, AccessResult, ConfigState, Event, EventBody, ForwardingChange, MailboxAccess, Mechanism, Protocol, SourcePos,
+    addr, AccessResult, ConfigState, Event, EventBody, ForwardingChange, MailboxAccess, Mechanism, Protocol, SourcePos, Text,
 };
 
 /// Decodes unified audit log JSON records.
@@ -179,7 +179,7 @@ fn update_inbox_rules(r: &Record) -> Result<Option<EventBody>, DecodeError> {
         mailbox: norm(r.mailbox_owner_upn.as_deref()).or_else(|| norm(r.user_id.as_deref())),
         actor: norm(r.user_id.as_deref()),
         mechanism: Mechanism::InboxRule,
-        rule: props.get("RuleName").map(|n| n.trim().to_owned()).filter(|n| !n.is_empty()),
+        rule: props.get("RuleName").map(|n| Text::new(n.trim())).filter(|n| !n.is_empty()),
         targets,
         keep_copy: None,
         state,
@@ -187,7 +187,7 @@ fn update_inbox_rules(r: &Record) -> Result<Option<EventBody>, DecodeError> {
 }
 
 /// Targets of the rule's forwarding actions, `None` when it has none.
-fn rule_targets(props: &Params) -> Result<Option<Vec<String>>, DecodeError> {
+fn rule_targets(props: &Params) -> Result<Option<Vec<Text>>, DecodeError> {
     let mut found = None;
     for name in ["RuleActions", "ServerRule"] {
         let Some(json) = props.get(name).filter(|v| !v.trim().is_empty()) else { continue };
@@ -200,7 +200,7 @@ fn rule_targets(props: &Params) -> Result<Option<Vec<String>>, DecodeError> {
 }
 
 /// Walks an action list; each forward/redirect action adds its recipients' addresses.
-fn forwarding_actions(v: &Value, found: &mut Option<Vec<String>>) {
+fn forwarding_actions(v: &Value, found: &mut Option<Vec<Text>>) {
     match v {
         Value::Array(items) => items.iter().for_each(|i| forwarding_actions(i, found)),
         Value::Object(o) => {
@@ -216,7 +216,7 @@ fn forwarding_actions(v: &Value, found: &mut Option<Vec<String>>) {
 }
 
 /// Every SMTP address in a JSON value, in order.
-fn addresses(v: &Value, out: &mut Vec<String>) {
+fn addresses(v: &Value, out: &mut Vec<Text>) {
     match v {
         Value::String(s) => out.extend(s.split(';').filter_map(smtp_address)),
         Value::Array(items) => items.iter().for_each(|i| addresses(i, out)),

@@ -11,11 +11,11 @@
 //! from outside and is forwarded out again is `outbound`.
 
 use crate::domains::OrgDomains;
-use crate::event::{addr, Direction};
+use crate::event::{addr, Direction, Text};
 
 /// The direction of one transfer; `sender_outside` is decided by the caller (a log may
 /// say it better than the sender's domain can).
-pub fn direction(org: &OrgDomains, sender_outside: bool, recipients: &[String]) -> Direction {
+pub fn direction(org: &OrgDomains, sender_outside: bool, recipients: &[Text]) -> Direction {
     if recipients.iter().any(|r| org.is_external(r)) {
         Direction::Outbound
     } else if sender_outside {
@@ -26,13 +26,13 @@ pub fn direction(org: &OrgDomains, sender_outside: bool, recipients: &[String]) 
 }
 
 /// Splits a `;`- or `,`-separated address list into normalised addresses.
-pub fn address_list(s: &str) -> Vec<String> {
+pub fn address_list(s: &str) -> Vec<Text> {
     s.split([';', ',']).map(addr::normalize).filter(|a| !a.is_empty()).collect()
 }
 
 /// A Message-ID without its angle brackets and surrounding blanks.
-pub fn message_id(s: &str) -> String {
-    s.trim().trim_start_matches('<').trim_end_matches('>').to_owned()
+pub fn message_id(s: &str) -> Text {
+    Text::new(s.trim().trim_start_matches('<').trim_end_matches('>'))
 }
 
 #[cfg(test)]

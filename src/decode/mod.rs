@@ -30,7 +30,7 @@ pub mod syslog;
 
 use std::fmt;
 
-use chrono::{DateTime, Datelike, Utc};
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::event::{Event, SourcePos};
@@ -287,17 +287,23 @@ fn days_in_month(year: u32, month: u32) -> u32 {
 /// Days from 1970-01-01 to a valid date of years 0–9999 (proleptic Gregorian). The year
 /// is counted from March, so its leap day falls at its end, and shifted by 400 years
 /// (146,097 days) so that January and February of year 0 stay positive.
-fn days_from_epoch(year: u32, month: u32, day: u32) -> i64 {
-    let y = year + 400 - u32::from(month <= 2);
+const fn days_from_epoch(year: u32, month: u32, day: u32) -> i64 {
+    let y = year + 400 - (month <= 2) as u32;
     let from_march = (month + 9) % 12;
     let day_of_year = (153 * from_march + 2) / 5 + day - 1;
     let days = 365 * y + y / 4 - y / 100 + y / 400 + day_of_year;
-    i64::from(days) - 719_468 - 146_097
+    days as i64 - 719_468 - 146_097
 }
 
-/// Refuses instants outside the supported years.
+/// The supported years as seconds since the epoch, UTC: from the start of the first to
+/// the start of the year after the last.
+const YEAR_SECONDS: std::ops::Range<i64> =
+    days_from_epoch(*YEARS.start() as u32, 1, 1) * 86_400..days_from_epoch(*YEARS.end() as u32 + 1, 1, 1) * 86_400;
+
+/// Refuses instants outside the supported years. Compares the instant's seconds: asking
+/// chrono for its year builds the calendar date (about 1 % of a replay's `perf` samples).
 pub fn check_year(t: DateTime<Utc>) -> Result<DateTime<Utc>, DecodeError> {
-    if YEARS.contains(&t.year()) {
+    if YEAR_SECONDS.contains(&t.timestamp()) {
         Ok(t)
     } else {
         Err(DecodeError::new(
@@ -317,6 +323,7 @@ pub fn utf8(line: &[u8]) -> Result<&str, DecodeError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use chrono::Datelike;
     use proptest::prelude::*;
 
     /// chrono's RFC 3339 parser, the reference for the direct reading.
@@ -332,6 +339,23 @@ mod tests {
         }
         for s in ["2026-02-29T08:00:00Z", "1900-02-29T08:00:00Z", "2026-04-31T08:00:00Z", "2026-13-01T08:00:00Z", "2026-00-10T08:00:00Z", "2026-01-00T08:00:00Z", "2026-03-02T08:00:60Z", "2026-03-02T24:00:00Z", "2026-03-02t08:00:00Z", "2026-03-02T08:00:00.5Z", "2026-03-02T08:00:00", "2026-03-02T08:00:00+0100", "+2026-03-02T08:00:00Z"] {
             assert_eq!(parse_plain_time(s.as_bytes()), None, "{s}");
+        }
+    }
+
+    #[test]
+    fn the_supported_years_end_at_their_first_and_last_second() {
+        let (first, last) = (*YEARS.start(), *YEARS.end());
+        for (s, ok) in [
+            (format!("{}-12-31T23:59:59Z", first - 1), false),
+            (format!("{first}-01-01T00:00:00Z"), true),
+            (format!("{first}-01-01T00:30:00+01:00"), false),
+            (format!("{last}-12-31T23:59:59Z"), true),
+            (format!("{last}-12-31T23:30:00-01:00"), false),
+            (format!("{}-01-01T00:00:00Z", last + 1), false),
+        ] {
+            let t = by_chrono(&s).unwrap();
+            assert_eq!(check_year(t).is_ok(), ok, "{s}");
+            assert_eq!(check_year(t).is_ok(), YEARS.contains(&t.year()), "{s}: the year of the instant in UTC decides");
         }
     }
 

@@ -25,7 +25,7 @@ use serde::Deserialize;
 
 use super::flat_json::{self, Value};
 use super::{parse_time, utf8, DecodeError, Decoder, ErrorReason};
-use crate::event::{addr, DelegationChange, Encryption, Event, EventBody, ForwardingChange, MailMessage, MailboxAccess, ProxyRequest, SourcePos};
+use crate::event::{addr, DelegationChange, Encryption, Event, EventBody, ForwardingChange, MailMessage, MailboxAccess, ProxyRequest, SourcePos, Text};
 
 /// Decodes normalized JSON Lines.
 #[derive(Debug, Default, Clone, Copy)]
@@ -197,23 +197,23 @@ impl<'a> Fields<'a> {
         }
     }
 
-    fn opt_string(&mut self, slot: usize) -> Option<Option<String>> {
-        self.opt(slot, |v| v.as_str().map(str::to_owned))
+    fn opt_string(&mut self, slot: usize) -> Option<Option<Text>> {
+        self.opt(slot, |v| v.as_str().map(Text::new))
     }
 
     /// `addr::one`: required and not empty once normalised.
-    fn address(&mut self, slot: usize) -> Option<String> {
+    fn address(&mut self, slot: usize) -> Option<Text> {
         Some(addr::normalize(self.string(slot)?)).filter(|a| !a.is_empty())
     }
 
     /// `addr::opt`: absent, `null` or empty once normalised are none.
-    fn opt_address(&mut self, slot: usize) -> Option<Option<String>> {
+    fn opt_address(&mut self, slot: usize) -> Option<Option<Text>> {
         let a = self.opt(slot, |v| v.as_str().map(addr::normalize))?;
         Some(a.filter(|a| !a.is_empty()))
     }
 
     /// `addr::many`: every non-empty normalised address of an array of strings.
-    fn addresses(&mut self, slot: usize) -> Option<Vec<String>> {
+    fn addresses(&mut self, slot: usize) -> Option<Vec<Text>> {
         let Value::Strs(list) = self.take(slot)? else { return None };
         Some(list.iter().map(addr::normalize).filter(|a| !a.is_empty()).collect())
     }
@@ -232,7 +232,7 @@ impl<'a> Fields<'a> {
 
     fn message(&mut self) -> Option<MailMessage> {
         Some(MailMessage {
-            message_id: self.string(MESSAGE_ID)?.to_owned(),
+            message_id: Text::new(self.string(MESSAGE_ID)?),
             sender: addr::normalize(self.string(SENDER)?),
             recipients: self.addresses(RECIPIENTS)?,
             direction: self.unit(DIRECTION)?,
@@ -270,8 +270,8 @@ impl<'a> Fields<'a> {
         Some(ProxyRequest {
             user: self.opt_address(USER)?,
             host: self.address(HOST)?,
-            path: self.string(PATH)?.to_owned(),
-            method: self.string(METHOD)?.to_owned(),
+            path: Text::new(self.string(PATH)?),
+            method: Text::new(self.string(METHOD)?),
             status: match self.take(STATUS)? {
                 Value::UInt(n) => u16::try_from(n).ok()?,
                 _ => return None,

@@ -34,7 +34,7 @@ use std::collections::{HashMap, VecDeque};
 use super::mail::{direction, message_id};
 use super::syslog::{field, Context};
 use super::DecodeError;
-use crate::event::{addr, Action, Encryption, Event, EventBody, MailMessage};
+use crate::event::{addr, Action, Encryption, Event, EventBody, MailMessage, Text};
 
 /// How many queue ids the correlation remembers per input.
 pub const QUEUE_CAPACITY: usize = 20_000;
@@ -48,8 +48,8 @@ pub fn service(program: &str) -> Option<&str> {
 #[derive(Debug, Default, Clone)]
 struct Queued {
     seq: u64,
-    sender: String,
-    message_id: String,
+    sender: Text,
+    message_id: Text,
 }
 
 /// The bounded queue-id → message correlation of one input.
@@ -114,10 +114,10 @@ impl Queue {
             (None, false) => Action::Relay,
         };
         let queued = self.by_id.get(id);
-        let sender = queued.map_or_else(String::new, |q| q.sender.clone());
+        let sender = queued.map_or_else(Text::default, |q| q.sender.clone());
         let recipients = vec![to];
         EventBody::Message(MailMessage {
-            message_id: queued.map_or_else(String::new, |q| q.message_id.clone()),
+            message_id: queued.map_or_else(Text::default, |q| q.message_id.clone()),
             direction: direction(cx.org, cx.org.is_external(&sender), &recipients),
             sender,
             recipients,
@@ -149,7 +149,7 @@ mod tests {
     fn the_correlation_is_bounded_and_evicts_the_oldest() {
         let mut q = Queue::default();
         for i in 0..QUEUE_CAPACITY + 10 {
-            q.entry(&format!("Q{i}")).sender = format!("s{i}@x.se");
+            q.entry(&format!("Q{i}")).sender = format!("s{i}@x.se").into();
         }
         assert_eq!(q.by_id.len(), QUEUE_CAPACITY);
         assert!(q.order.len() <= QUEUE_CAPACITY);

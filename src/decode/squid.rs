@@ -28,7 +28,7 @@
 use chrono::{DateTime, Utc};
 
 use super::{check_year, utf8, DecodeError, Decoder, ErrorReason};
-use crate::event::{addr, Event, EventBody, ProxyRequest, SourcePos};
+use crate::event::{addr, Event, EventBody, ProxyRequest, SourcePos, Text};
 
 /// Decodes Squid access.log lines.
 #[derive(Debug, Default, Clone, Copy)]
@@ -112,7 +112,7 @@ fn request(method: &str, url: &str, user: &str, status: &str) -> Result<ProxyReq
         .parse::<u16>()
         .map_err(|_| DecodeError::new(ErrorReason::InvalidValue, format!("status {status:?} is not a number")))?;
     let (host, path) = if method.eq_ignore_ascii_case("CONNECT") { (url, "/") } else { split_url(url) };
-    let host = host_without_port(host).to_lowercase();
+    let host = Text::from(host_without_port(host).to_lowercase());
     if host.is_empty() || host.contains('/') {
         return Err(DecodeError::new(
             ErrorReason::MissingField,
@@ -123,8 +123,8 @@ fn request(method: &str, url: &str, user: &str, status: &str) -> Result<ProxyReq
     Ok(ProxyRequest {
         user: Some(addr::normalize(&percent_decode(user))).filter(|u| !u.is_empty() && u != "-"),
         host,
-        path: path.to_owned(),
-        method: method.to_owned(),
+        path: Text::new(path),
+        method: Text::new(method),
         status,
     })
 }

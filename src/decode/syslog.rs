@@ -101,8 +101,8 @@ impl Context<'_> {
     }
 
     /// The logging host, if the header named one.
-    pub fn server(&self) -> Option<String> {
-        Some(self.header.host).filter(|h| !h.is_empty() && *h != "-").map(str::to_owned)
+    pub fn server(&self) -> Option<crate::event::Text> {
+        Some(self.header.host).filter(|h| !h.is_empty() && *h != "-").map(crate::event::Text::new)
     }
 }
 

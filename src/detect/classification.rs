@@ -18,7 +18,7 @@ use super::{evidence_of, Ctx, Detector, Mailbox, Roles, Routed};
 use crate::alert::{alert_id, Alert, Evidence, Rule, Severity};
 use crate::config::Settings;
 use crate::domains::OrgDomains;
-use crate::event::{Encryption, Event, EventBody, MailMessage};
+use crate::event::{Encryption, Event, EventBody, MailMessage, Text};
 
 /// Recent classified message ids remembered per mailbox.
 const RECENT: usize = 8;
@@ -72,7 +72,7 @@ impl Detector for ClassifiedMail {
             return;
         }
         let Some(severity) = self.violation(m) else { return };
-        let key = if m.message_id.is_empty() { ev.event.source.to_string() } else { m.message_id.clone() };
+        let key = if m.message_id.is_empty() { ev.event.source.to_string() } else { m.message_id.to_string() };
         let level = m.classification.unwrap_or_default().to_string();
         let id = alert_id(&[Rule::ClassifiedMail.as_str(), &key, &level]);
         let recent = &mut st.0.get_or_insert_with(Box::default).recent;
@@ -108,10 +108,10 @@ impl ClassifiedMail {
 
 fn evidence(ev: &Event, m: &MailMessage) -> Evidence {
     Evidence {
-        message_id: Some(m.message_id.clone()),
+        message_id: Some(m.message_id.to_string()),
         classification: m.classification,
         encryption: Some(m.encryption.to_string()),
-        targets: m.recipients.clone(),
+        targets: m.recipients.iter().map(Text::to_string).collect(),
         ..evidence_of(ev)
     }
 }

@@ -25,7 +25,7 @@ use super::{evidence_of, Ctx, Detector, Mailbox, Roles, Routed};
 use crate::alert::{alert_id, Alert, Evidence, Rule, Severity};
 use crate::config::Settings;
 use crate::domains::OrgDomains;
-use crate::event::{ConfigState, Event, EventBody, ForwardingChange, MailMessage, Mechanism};
+use crate::event::{ConfigState, Event, EventBody, ForwardingChange, MailMessage, Mechanism, Text};
 
 /// Findings and flow windows tracked per mailbox at most.
 pub const MAX_TRACKED: usize = 32;
@@ -42,8 +42,8 @@ pub struct ExternalForwarding {
 pub struct OpenConfig {
     id: String,
     mechanism: Mechanism,
-    rule: Option<String>,
-    target: String,
+    rule: Option<Text>,
+    target: Text,
 }
 
 /// The current suppression window of one (mailbox, target) flow.
@@ -162,9 +162,9 @@ impl ExternalForwarding {
             let time = ev.time.to_rfc3339();
             let id = alert_id(&[Rule::ExternalForwarding.as_str(), mb.address, f.mechanism.as_str(), f.rule.as_deref().unwrap_or(""), target, &time]);
             let evidence = Evidence {
-                targets: vec![target.clone()],
+                targets: vec![target.to_string()],
                 mechanism: Some(f.mechanism),
-                rule_name: f.rule.clone(),
+                rule_name: f.rule.as_ref().map(Text::to_string),
                 keep_copy: f.keep_copy,
                 ..evidence_of(ev)
             };
@@ -174,7 +174,7 @@ impl ExternalForwarding {
     }
 
     fn resolved(&self, mb: Mailbox, ev: &Event, o: OpenConfig) -> Alert {
-        let evidence = Evidence { targets: vec![o.target], mechanism: Some(o.mechanism), rule_name: o.rule, ..evidence_of(ev) };
+        let evidence = Evidence { targets: vec![o.target.into()], mechanism: Some(o.mechanism), rule_name: o.rule.map(Text::into), ..evidence_of(ev) };
         mb.resolved(Rule::ExternalForwarding, o.id, ev.time, evidence)
     }
 
@@ -207,7 +207,7 @@ impl ExternalForwarding {
             None => insert_bounded(&mut st.flows, window),
         }
         let id = alert_id(&[Rule::ExternalForwarding.as_str(), mb.address, "mail_flow", target, &ev.time.to_rfc3339()]);
-        let evidence = Evidence { targets: vec![target.to_string()], suppressed_before, message_id: Some(m.message_id.clone()), ..evidence_of(ev) };
+        let evidence = Evidence { targets: vec![target.to_string()], suppressed_before, message_id: Some(m.message_id.to_string()), ..evidence_of(ev) };
         Some(mb.open(Rule::ExternalForwarding, Severity::High, id, ev.time, evidence))
     }
 }

@@ -231,7 +231,7 @@ impl Router {
             return;
         }
         if let Some(mb) = self.resolver.local(&a.mailbox) {
-            if self.state.delegates.get(mb.0).is_some_and(|d| d.contains(&a.user)) {
+            if self.state.delegates.get(mb.0).is_some_and(|d| d.contains(a.user.as_str())) {
                 t.add(mb, Roles::READ);
             }
         }
@@ -251,12 +251,12 @@ impl Router {
         let mailbox = self.resolver.roster.canonical(&d.mailbox).to_string();
         match d.state {
             GrantState::Granted => {
-                self.state.delegates.entry(mailbox.clone()).or_default().insert(d.delegate.clone());
-                self.delegated_to.entry(d.delegate.clone()).or_default().insert(mailbox);
+                self.state.delegates.entry(mailbox.clone()).or_default().insert(d.delegate.to_string());
+                self.delegated_to.entry(d.delegate.to_string()).or_default().insert(mailbox);
             }
             GrantState::Removed => {
-                self.state.delegates.entry(mailbox.clone()).or_default().remove(&d.delegate);
-                self.delegated_to.entry(d.delegate.clone()).or_default().remove(&mailbox);
+                self.state.delegates.entry(mailbox.clone()).or_default().remove(d.delegate.as_str());
+                self.delegated_to.entry(d.delegate.to_string()).or_default().remove(&mailbox);
             }
         }
     }

@@ -515,7 +515,7 @@ impl<'a> Merge<'a> {
         let decoded = self.open.get(&idx).is_some_and(|c| c.decoded.is_some());
         // A chunk is handed over decoded or not as a whole, and holds the lines of several
         // inputs only when they share a stateless format (one decoder reads them all).
-        let fits = |c: &Chunk| (c.input == idx && c.origins.is_empty()) || self.mergeable(c.input, idx);
+        let fits = |c: &Chunk| c.input == idx || self.mergeable(c.input, idx);
         if self.out.as_ref().is_some_and(|(c, d)| d.is_some() != decoded || !fits(c)) && !self.send_out() {
             return false;
         }
