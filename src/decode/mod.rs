@@ -315,6 +315,12 @@ pub fn check_year(t: DateTime<Utc>) -> Result<DateTime<Utc>, DecodeError> {
 
 /// Checks that a record is UTF-8, with the standard error.
 pub fn utf8(line: &[u8]) -> Result<&str, DecodeError> {
+    // SIMD validation first (callgrind: the standard library's took about 200
+    // instructions a normalized line); the standard one only to say where a bad line
+    // goes wrong.
+    if let Ok(text) = simdutf8::basic::from_utf8(line) {
+        return Ok(text);
+    }
     std::str::from_utf8(line).map_err(|e| {
         DecodeError::new(ErrorReason::NotUtf8, format!("invalid UTF-8 at byte {}", e.valid_up_to()))
     })

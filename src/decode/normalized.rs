@@ -61,7 +61,7 @@ impl Decoder for NormalizedDecoder {
 /// scanning as the decode pool's threads spent decoding, measured with `perf` on two
 /// interleaved files).
 pub fn record_time(line: &[u8]) -> Option<chrono::DateTime<chrono::Utc>> {
-    let text = std::str::from_utf8(line).ok()?;
+    let text = simdutf8::basic::from_utf8(line).ok()?;
     let mut time = None;
     let _ = flat_json::scan(text, |key, value| {
         if key == "time" {

@@ -314,8 +314,7 @@ fn read_one(idx: usize, input: &Input, tx: &SyncSender<SourceMsg>, max_line: usi
             let next_line = chunk.first_line + chunk.lines.len() as u64;
             let full = std::mem::replace(&mut chunk, Chunk::new(idx, name, next_line, None));
             // The next chunk will be about as big: sized at once, not grown by doubling.
-            chunk.data.reserve(full.data.len());
-            chunk.lines.reserve(full.lines.len());
+            chunk.reserve(full.room(chunk_bytes));
             if !full.lines.is_empty() && tx.send(SourceMsg::Chunk(full)).is_err() {
                 return Ok(false);
             }
@@ -368,6 +367,8 @@ struct Merge<'a> {
     batch_bytes: usize,
     /// Bytes consumed by inputs already finished (progress).
     consumed_before: u64,
+    /// The room to reserve for the next chunk ([`Chunk::room`] of the last one sent).
+    room: (usize, usize),
 }
 
 /// One open input of the merge: where its next line (the head) comes from and its time.
@@ -443,7 +444,7 @@ impl Cursor {
 
 impl<'a> Merge<'a> {
     fn new(inputs: &'a [FileInput], tx: &'a SyncSender<SourceMsg>, max_line: usize, chunk_bytes: usize, opts: &'a DecodeOptions) -> Self {
-        Merge { inputs, tx, max_line, chunk_bytes, opts, waiting: Vec::new(), heads: BinaryHeap::new(), open: BTreeMap::new(), out: None, batch: Vec::new(), batch_bytes: 0, consumed_before: 0 }
+        Merge { inputs, tx, max_line, chunk_bytes, opts, waiting: Vec::new(), heads: BinaryHeap::new(), open: BTreeMap::new(), out: None, batch: Vec::new(), batch_bytes: 0, consumed_before: 0, room: (0, 0) }
     }
 
     /// Lines the inputs up by the time of their first record; those whose first time is
@@ -520,7 +521,12 @@ impl<'a> Merge<'a> {
             return false;
         }
         let Some(cursor) = self.open.get_mut(&idx) else { return true };
-        let (out, lines) = self.out.get_or_insert_with(|| (Chunk::new(idx, cursor.name, cursor.line, None), decoded.then(DecodedLines::default)));
+        let room = self.room;
+        let (out, lines) = self.out.get_or_insert_with(|| {
+            let mut chunk = Chunk::new(idx, cursor.name, cursor.line, None);
+            chunk.reserve(room);
+            (chunk, decoded.then(DecodedLines::default))
+        });
         if out.input != idx || !out.origins.is_empty() {
             if out.origins.is_empty() {
                 out.origins = (0..out.lines.len()).map(|i| out.origin(i)).collect();
@@ -601,6 +607,7 @@ impl<'a> Merge<'a> {
             return true;
         }
         let bytes = chunk.data.len();
+        self.room = chunk.room(self.chunk_bytes);
         let msg = match lines {
             Some(lines) => SourceMsg::Decoded(chunk, lines.done()),
             None => SourceMsg::Chunk(chunk),

@@ -77,6 +77,23 @@ impl Chunk {
         Chunk { input, name, first_line, data: Vec::new(), lines: Vec::new(), origins: Vec::new(), bytes_read: 0, partition, read_at: std::time::Instant::now() }
     }
 
+    /// The room (bytes, lines) to reserve for the next chunk, taken to be like this one: as
+    /// many bytes as it held (at most `full`, a chunk's size) plus one line as long as its
+    /// longest, and one line more. A chunk ends with the line that takes it to `full`, so
+    /// a buffer sized by the previous chunk's bytes alone was often too small for its last
+    /// line, and regrowing it copied all of it (callgrind: 1 % of a replay's instructions,
+    /// 8 % of its L1 write misses).
+    pub fn room(&self, full: usize) -> (usize, usize) {
+        let longest = self.lines.iter().map(|l| l.end - l.start).max().unwrap_or(0);
+        (self.data.len().min(full) + longest, self.lines.len() + 1)
+    }
+
+    /// Reserves `room` ([`Chunk::room`]).
+    pub fn reserve(&mut self, (bytes, lines): (usize, usize)) {
+        self.data.reserve(bytes);
+        self.lines.reserve(lines);
+    }
+
     /// Where line `i` of the chunk came from.
     pub fn origin(&self, i: usize) -> Origin {
         match self.origins.get(i) {
