@@ -65,7 +65,7 @@ fn delivery(i: u64) -> Arc<Event> {
     let m = MailMessage {
         message_id: format!("{i:016x}@example.org").into(),
         sender: "someone@example.org".into(),
-        recipients: vec!["x@exempel.se".into()],
+        recipients: ["x@exempel.se".into()].into_iter().collect(),
         direction: Direction::Inbound,
         action: Action::Deliver,
         original_recipient: None,

@@ -129,6 +129,10 @@ impl<'de> Deserialize<'de> for InputName {
 /// allocations, each of which the decode thread made and a shard's thread freed.
 pub type Text = compact_str::CompactString;
 
+/// A list of addresses (recipients, forwarding targets): one is kept inline, so the
+/// common single-recipient message needs no allocation for its list.
+pub type Addresses = smallvec::SmallVec<[Text; 1]>;
+
 /// One decoded event.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Event {
@@ -292,7 +296,7 @@ pub struct MailMessage {
     pub sender: Text,
     /// Recipients of this transfer (after any rewriting).
     #[serde(deserialize_with = "addr::many")]
-    pub recipients: Vec<Text>,
+    pub recipients: Addresses,
     /// Inbound, outbound or internal.
     pub direction: Direction,
     /// What the server did.
@@ -379,7 +383,7 @@ pub struct ForwardingChange {
     pub rule: Option<Text>,
     /// Where mail is forwarded to.
     #[serde(default, deserialize_with = "addr::many")]
-    pub targets: Vec<Text>,
+    pub targets: Addresses,
     /// Whether a copy stays in the mailbox.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub keep_copy: Option<bool>,
@@ -479,7 +483,7 @@ pub mod addr {
     use serde::{Deserialize, Deserializer};
     use std::borrow::Cow;
 
-    use super::Text;
+    use super::{Addresses, Text};
 
     /// Normalises one address or user id.
     pub fn normalize(s: &str) -> Text {
@@ -526,15 +530,15 @@ pub mod addr {
     }
 
     /// A list of addresses (normalised one by one as they are read: no list of copies).
-    pub fn many<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Text>, D::Error> {
+    pub fn many<'de, D: Deserializer<'de>>(d: D) -> Result<Addresses, D::Error> {
         struct Many;
         impl<'de> serde::de::Visitor<'de> for Many {
-            type Value = Vec<Text>;
+            type Value = Addresses;
             fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
                 f.write_str("a sequence")
             }
-            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<Text>, A::Error> {
-                let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(1).min(64));
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Addresses, A::Error> {
+                let mut out = Addresses::with_capacity(seq.size_hint().unwrap_or(1).min(64));
                 while let Some(s) = seq.next_element::<Cow<'de, str>>()? {
                     let n = normalize(&s);
                     if !n.is_empty() {
@@ -601,7 +605,7 @@ mod tests {
             r#"{"message_id":"m","sender":"<>","recipients":["A@B.se"," ","<C@d.se>"],"direction":"inbound","action":"deliver"}"#,
         )
         .unwrap();
-        assert_eq!(m.recipients, ["a@b.se", "c@d.se"]);
+        assert_eq!(m.recipients.as_slice(), ["a@b.se", "c@d.se"]);
         assert_eq!(m.sender, "");
         assert!(serde_json::from_str::<MailMessage>(r#"{"message_id":"m","sender":"","recipients":"a@b.se","direction":"inbound","action":"deliver"}"#).is_err());
     }

@@ -1005,7 +1005,7 @@ impl<'a> DayGen<'a> {
             actor: Some(mailbox.into()),
             mechanism: f.mechanism,
             rule: rule.map(Text::from),
-            targets: vec![f.target.as_str().into()],
+            targets: smallvec::smallvec![f.target.as_str().into()],
             keep_copy: Some(f.keep_copy),
             state: ConfigState::Enabled,
         };
@@ -1025,7 +1025,7 @@ impl<'a> DayGen<'a> {
             m.original_recipient = Some(mailbox.as_str().into());
             if f.action == Action::Forward {
                 let mut delivered = m.clone();
-                (delivered.recipients, delivered.direction, delivered.action) = (vec![mailbox.into()], Direction::Inbound, Action::Deliver);
+                (delivered.recipients, delivered.direction, delivered.action) = (smallvec::smallvec![mailbox.into()], Direction::Inbound, Action::Deliver);
                 delivered.original_recipient = None;
                 self.push(secs, EventBody::Message(delivered));
             }

@@ -71,7 +71,7 @@ fn sieve_redirect(process: &str, text: &str, cx: &Context) -> Option<EventBody> 
     let after = text.split_once("sieve: ")?.1;
     let msgid = after.strip_prefix("msgid=").map_or("", |m| m.split_once(": ").map_or(m, |(id, _)| id));
     let target = addr::normalize(after.split_once("forwarded to <")?.1.split_once('>')?.0);
-    let recipients = vec![target];
+    let recipients = smallvec::smallvec![target];
     Some(EventBody::Message(MailMessage {
         message_id: if msgid == "unspecified" { Text::default() } else { message_id(msgid) },
         sender: Text::default(),

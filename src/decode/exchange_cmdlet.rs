@@ -240,7 +240,7 @@ fn forwarding(
         actor: c.actor.map(addr::normalize).filter(|a| !a.is_empty()),
         mechanism,
         rule: rule_name(c, mechanism),
-        targets,
+        targets: targets.into(),
         keep_copy,
         state,
     })

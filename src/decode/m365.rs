@@ -180,7 +180,7 @@ fn update_inbox_rules(r: &Record) -> Result<Option<EventBody>, DecodeError> {
         actor: norm(r.user_id.as_deref()),
         mechanism: Mechanism::InboxRule,
         rule: props.get("RuleName").map(|n| Text::new(n.trim())).filter(|n| !n.is_empty()),
-        targets,
+        targets: targets.into(),
         keep_copy: None,
         state,
     })))

@@ -11,7 +11,7 @@
 //! from outside and is forwarded out again is `outbound`.
 
 use crate::domains::OrgDomains;
-use crate::event::{addr, Direction, Text};
+use crate::event::{addr, Addresses, Direction, Text};
 
 /// The direction of one transfer; `sender_outside` is decided by the caller (a log may
 /// say it better than the sender's domain can).
@@ -26,7 +26,7 @@ pub fn direction(org: &OrgDomains, sender_outside: bool, recipients: &[Text]) ->
 }
 
 /// Splits a `;`- or `,`-separated address list into normalised addresses.
-pub fn address_list(s: &str) -> Vec<Text> {
+pub fn address_list(s: &str) -> Addresses {
     s.split([';', ',']).map(addr::normalize).filter(|a| !a.is_empty()).collect()
 }
 
@@ -49,7 +49,7 @@ mod tests {
 
     #[test]
     fn address_lists_are_split_and_normalised() {
-        assert_eq!(address_list(" <A@Exempel.se>;b@x.se,, "), ["a@exempel.se", "b@x.se"]);
+        assert_eq!(address_list(" <A@Exempel.se>;b@x.se,, ").as_slice(), ["a@exempel.se", "b@x.se"]);
         assert_eq!(message_id(" <abc@host> "), "abc@host");
     }
 }

@@ -25,7 +25,7 @@ use serde::Deserialize;
 
 use super::flat_json::{self, Value};
 use super::{parse_time, utf8, DecodeError, Decoder, ErrorReason};
-use crate::event::{addr, DelegationChange, Encryption, Event, EventBody, ForwardingChange, MailMessage, MailboxAccess, ProxyRequest, SourcePos, Text};
+use crate::event::{addr, DelegationChange, Encryption, Event, EventBody, ForwardingChange, MailMessage, MailboxAccess, ProxyRequest, SourcePos, Text, Addresses};
 
 /// Decodes normalized JSON Lines.
 #[derive(Debug, Default, Clone, Copy)]
@@ -213,7 +213,7 @@ impl<'a> Fields<'a> {
     }
 
     /// `addr::many`: every non-empty normalised address of an array of strings.
-    fn addresses(&mut self, slot: usize) -> Option<Vec<Text>> {
+    fn addresses(&mut self, slot: usize) -> Option<Addresses> {
         let Value::Strs(list) = self.take(slot)? else { return None };
         Some(list.iter().map(addr::normalize).filter(|a| !a.is_empty()).collect())
     }
@@ -256,7 +256,7 @@ impl<'a> Fields<'a> {
             actor: self.opt_address(ACTOR)?,
             mechanism: self.unit(MECHANISM)?,
             rule: self.opt_string(RULE)?,
-            targets: if self.0[TARGETS].is_some() { self.addresses(TARGETS)? } else { Vec::new() },
+            targets: if self.0[TARGETS].is_some() { self.addresses(TARGETS)? } else { Addresses::new() },
             keep_copy: self.opt(KEEP_COPY, |v| if let Value::Bool(b) = v { Some(b) } else { None })?,
             state: self.unit(STATE)?,
         })

@@ -115,7 +115,7 @@ impl Queue {
         };
         let queued = self.by_id.get(id);
         let sender = queued.map_or_else(Text::default, |q| q.sender.clone());
-        let recipients = vec![to];
+        let recipients = smallvec::smallvec![to];
         EventBody::Message(MailMessage {
             message_id: queued.map_or_else(Text::default, |q| q.message_id.clone()),
             direction: direction(cx.org, cx.org.is_external(&sender), &recipients),
