@@ -275,6 +275,8 @@ pub(super) struct Chunker {
     announced: BTreeSet<usize>,
     /// Partial chunk per input.
     chunks: BTreeMap<usize, Chunk>,
+    /// Per input, the room to reserve for its next chunk ([`Chunk::room`] of the last one).
+    rooms: BTreeMap<usize, (usize, usize)>,
     last_handover: Instant,
     outlet: Outlet,
 }
@@ -293,7 +295,7 @@ enum Outlet {
 impl Chunker {
     /// A chunker numbering new partitions after `inputs` (the ones already known).
     pub(super) fn new(formats: BTreeMap<String, Format>, max_record: usize, inputs: BTreeMap<(String, i32), usize>) -> Self {
-        Chunker { formats, max_record, inputs, announced: BTreeSet::new(), chunks: BTreeMap::new(), last_handover: Instant::now(), outlet: Outlet::Closed }
+        Chunker { formats, max_record, inputs, announced: BTreeSet::new(), chunks: BTreeMap::new(), rooms: BTreeMap::new(), last_handover: Instant::now(), outlet: Outlet::Closed }
     }
 
     /// From now on, messages go to `tx`, a send waiting for room.
@@ -426,12 +428,14 @@ impl Chunker {
         let contiguous = self.chunks.get(&idx).is_some_and(|c| c.first_line + c.lines.len() as u64 == line_no);
         if !contiguous {
             if let Some(old) = self.chunks.remove(&idx) {
-                if !self.send(SourceMsg::Chunk(old)) {
+                if !self.send_chunk(old) {
                     return false;
                 }
             }
             let name = crate::event::InputName::new(topic);
-            self.chunks.insert(idx, Chunk::new(idx, name, line_no, Some(partition)));
+            let mut chunk = Chunk::new(idx, name, line_no, Some(partition));
+            chunk.reserve(self.rooms.get(&idx).copied().unwrap_or_default());
+            self.chunks.insert(idx, chunk);
         }
         let chunk = self.chunks.get_mut(&idx).expect("inserted above");
         let keep = payload.len().min(self.max_record);
@@ -440,7 +444,7 @@ impl Chunker {
         chunk.lines.push(Line { start, end: chunk.data.len(), cut_from: (payload.len() > self.max_record).then_some(payload.len() as u64) });
         if chunk.data.len() >= CHUNK_BYTES {
             let full = self.chunks.remove(&idx).expect("present");
-            return self.send(SourceMsg::Chunk(full));
+            return self.send_chunk(full);
         }
         true
     }
@@ -449,11 +453,17 @@ impl Chunker {
     pub(super) fn hand_over(&mut self) -> bool {
         self.last_handover = Instant::now();
         for (_, c) in std::mem::take(&mut self.chunks) {
-            if !self.send(SourceMsg::Chunk(c)) {
+            if !self.send_chunk(c) {
                 return false;
             }
         }
         true
+    }
+
+    /// Sends a chunk, keeping the room its input's next chunk will reserve.
+    fn send_chunk(&mut self, c: Chunk) -> bool {
+        self.rooms.insert(c.input, c.room(CHUNK_BYTES));
+        self.send(SourceMsg::Chunk(c))
     }
 }
 
