@@ -173,13 +173,15 @@ type Work = (Job, SyncSender<SourceMsg>);
 
 /// What a decoder makes ready for the stage ([`prepare`]): one message, or a batch's
 /// (runs of several merged inputs), each with the format to decode it with when it is a
-/// chunk of a stateless format.
+/// chunk of a stateless format. Not boxed: a few are in flight at once, one per chunk.
+#[allow(clippy::large_enum_variant)]
 enum Job {
     One(SourceMsg, Option<Format>),
     Batch(Vec<(SourceMsg, Option<Format>)>),
 }
 
-/// One entry of the order queue.
+/// One entry of the order queue (at most [`IN_FLIGHT`]: not boxed).
+#[allow(clippy::large_enum_variant)]
 enum Slot {
     /// A message handed on as it is.
     Now(SourceMsg),

@@ -155,7 +155,7 @@ impl ExternalForwarding {
 
     fn open_config(&self, mb: Mailbox, st: &mut Lists, ev: &Event, f: &ForwardingChange, out: &mut Vec<Alert>) {
         for target in f.targets.iter().filter(|t| self.is_forbidden(t)) {
-            let known = st.open.iter().any(|o| o.mechanism == f.mechanism && o.rule == f.rule && &o.target == target);
+            let known = st.open.iter().any(|o| o.mechanism == f.mechanism && o.rule == f.rule && o.target == *target);
             if known || st.open.len() >= MAX_TRACKED {
                 continue;
             }
