@@ -41,7 +41,7 @@ use chrono_tz::Tz;
 use super::{check_year, utf8, DecodeError, DecodeOptions, Decoder, ErrorReason};
 use super::{dovecot, postfix};
 use crate::domains::OrgDomains;
-use crate::event::{Event, EventBody, SourcePos};
+use crate::event::{Event, EventBody, SourcePos, Text};
 
 /// Decodes Postfix and Dovecot syslog lines of one input.
 #[derive(Debug)]
@@ -101,8 +101,8 @@ impl Context<'_> {
     }
 
     /// The logging host, if the header named one.
-    pub fn server(&self) -> Option<crate::event::Text> {
-        Some(self.header.host).filter(|h| !h.is_empty() && *h != "-").map(crate::event::Text::new)
+    pub fn server(&self) -> Option<Text> {
+        Some(self.header.host).filter(|h| !h.is_empty() && *h != "-").map(Text::new)
     }
 }
 

@@ -312,9 +312,9 @@ fn read_one(idx: usize, input: &Input, tx: &SyncSender<SourceMsg>, max_line: usi
         // A live writer that paused: what it wrote goes on now, not when the chunk is full.
         if !more || chunk.data.len() >= chunk_bytes || caught_up.as_ref().is_some_and(CaughtUp::now) {
             let next_line = chunk.first_line + chunk.lines.len() as u64;
-            let full = std::mem::replace(&mut chunk, Chunk::new(idx, name, next_line, None));
             // The next chunk will be about as big: sized at once, not grown by doubling.
-            chunk.reserve(full.room(chunk_bytes));
+            let next = Chunk::new(idx, name, next_line, None).with_room(chunk.room(chunk_bytes));
+            let full = std::mem::replace(&mut chunk, next);
             if !full.lines.is_empty() && tx.send(SourceMsg::Chunk(full)).is_err() {
                 return Ok(false);
             }
@@ -522,11 +522,7 @@ impl<'a> Merge<'a> {
         }
         let Some(cursor) = self.open.get_mut(&idx) else { return true };
         let room = self.room;
-        let (out, lines) = self.out.get_or_insert_with(|| {
-            let mut chunk = Chunk::new(idx, cursor.name, cursor.line, None);
-            chunk.reserve(room);
-            (chunk, decoded.then(DecodedLines::default))
-        });
+        let (out, lines) = self.out.get_or_insert_with(|| (Chunk::new(idx, cursor.name, cursor.line, None).with_room(room), decoded.then(DecodedLines::default)));
         if out.input != idx || !out.origins.is_empty() {
             if out.origins.is_empty() {
                 out.origins = (0..out.lines.len()).map(|i| out.origin(i)).collect();

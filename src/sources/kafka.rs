@@ -433,9 +433,8 @@ impl Chunker {
                 }
             }
             let name = crate::event::InputName::new(topic);
-            let mut chunk = Chunk::new(idx, name, line_no, Some(partition));
-            chunk.reserve(self.rooms.get(&idx).copied().unwrap_or_default());
-            self.chunks.insert(idx, chunk);
+            let room = self.rooms.get(&idx).copied().unwrap_or_default();
+            self.chunks.insert(idx, Chunk::new(idx, name, line_no, Some(partition)).with_room(room));
         }
         let chunk = self.chunks.get_mut(&idx).expect("inserted above");
         let keep = payload.len().min(self.max_record);

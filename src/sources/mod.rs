@@ -88,10 +88,11 @@ impl Chunk {
         (self.data.len().min(full) + longest, self.lines.len() + 1)
     }
 
-    /// Reserves `room` ([`Chunk::room`]).
-    pub fn reserve(&mut self, (bytes, lines): (usize, usize)) {
+    /// The chunk with `room` reserved ([`Chunk::room`]).
+    pub fn with_room(mut self, (bytes, lines): (usize, usize)) -> Self {
         self.data.reserve(bytes);
         self.lines.reserve(lines);
+        self
     }
 
     /// Where line `i` of the chunk came from.
