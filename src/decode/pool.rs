@@ -39,6 +39,8 @@ use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::{self, JoinHandle};
 
+use chrono::{DateTime, Utc};
+
 use super::{DecodeError, DecodeOptions, Format};
 use crate::config::Settings;
 use crate::detect::Routed;
@@ -79,11 +81,31 @@ impl Routing {
     }
 }
 
+/// An event as the stage takes it: its time and type, which the stage reads of every
+/// event (watermark, counts), and the event itself unless the decoder that routed it found
+/// that it concerns no mailbox. Such an event never leaves the decoder's thread: it is
+/// freed there, from that core's cache, and the stage does not touch it.
+#[derive(Debug)]
+pub struct Observed {
+    /// When it happened.
+    pub time: DateTime<Utc>,
+    /// Its type's position in [`crate::event::EVENT_TYPES`].
+    pub type_index: u8,
+    /// The event, unless it concerns no mailbox.
+    pub event: Option<Arc<Event>>,
+}
+
+impl From<Event> for Observed {
+    fn from(ev: Event) -> Self {
+        Observed { time: ev.time, type_index: ev.body.type_index() as u8, event: Some(Arc::new(ev)) }
+    }
+}
+
 /// A chunk's decoded lines, taken by the stage line by line.
 #[derive(Debug)]
 pub struct Decoded {
     /// Shared already here, so the stage only moves pointers.
-    events: std::vec::IntoIter<Arc<Event>>,
+    events: std::vec::IntoIter<Observed>,
     /// The events' copies routed by a [`Resolver`], in the events' order.
     routes: std::vec::IntoIter<Routed>,
     /// Per line: how many events, how many routed copies, and the result.
@@ -95,7 +117,7 @@ pub struct Decoded {
 /// A [`Decoded`] being built line by line (its events are routed afterwards, if at all).
 #[derive(Debug, Default)]
 pub struct DecodedLines {
-    events: Vec<Arc<Event>>,
+    events: Vec<Observed>,
     lines: Vec<(usize, usize, Result<(), DecodeError>)>,
 }
 
@@ -108,7 +130,7 @@ impl DecodedLines {
     /// Adds the next line: its events and its result.
     pub fn push_line(&mut self, events: impl IntoIterator<Item = Event>, result: Result<(), DecodeError>) {
         let before = self.events.len();
-        self.events.extend(events.into_iter().map(Arc::new));
+        self.events.extend(events.into_iter().map(Observed::from));
         self.lines.push((self.events.len() - before, 0, result));
     }
 
@@ -136,11 +158,11 @@ impl Decoded {
 
     /// The next line: its events appended to `out` and their routed copies to `routes`,
     /// and its result.
-    pub fn next_line(&mut self, out: &mut Vec<Arc<Event>>, routes: &mut Vec<Routed>) -> Result<(), DecodeError> {
+    pub fn next_line(&mut self, out: &mut Vec<Observed>, routes: &mut Vec<Routed>) -> Result<(), DecodeError> {
         let (count, routed, result) = self.lines.next().unwrap_or((0, 0, Ok(())));
-        // The stage reads each event's time and type: start loading a later line's now.
-        if let Some(ahead) = self.events.as_slice().get(count + crate::cache::AHEAD) {
-            crate::cache::prefetch(&**ahead);
+        // The stage routes a later line's events: start loading them now.
+        if let Some(ahead) = self.events.as_slice().get(count + crate::cache::AHEAD).and_then(|o| o.event.as_deref()) {
+            crate::cache::prefetch(ahead);
         }
         out.extend(self.events.by_ref().take(count));
         routes.extend(self.routes.by_ref().take(routed));
@@ -152,15 +174,24 @@ impl Decoded {
         self.routed_with.as_ref()
     }
 
-    /// Routes the events not taken yet with `resolver` (lines decoded without routing).
+    /// Routes the events not taken yet with `resolver` (lines decoded without routing),
+    /// and lets go of those that concern no mailbox (they are freed on this thread).
     fn route(&mut self, resolver: &Resolver) {
         if self.routed_with.is_some() {
             return;
         }
-        let (mut events, mut routes) = (self.events.as_slice().iter(), Vec::with_capacity(self.events.len() * 2));
+        let mut routes = Vec::with_capacity(self.events.len());
+        let mut events = self.events.as_mut_slice().iter_mut();
         for line in self.lines.as_mut_slice() {
             let before = routes.len();
-            events.by_ref().take(line.0).for_each(|ev| resolver.route(ev, &mut routes));
+            for ob in events.by_ref().take(line.0) {
+                let copies = routes.len();
+                let Some(ev) = &ob.event else { continue };
+                resolver.route(ev, &mut routes);
+                if routes.len() == copies && !resolver.may_complete(ev) {
+                    ob.event = None;
+                }
+            }
             line.1 = routes.len() - before;
         }
         self.routes = routes.into_iter();
@@ -369,7 +400,7 @@ mod tests {
                     let (mut events, mut routes) = (Vec::new(), Vec::new());
                     assert!(d.next_line(&mut events, &mut routes).is_ok());
                     assert_eq!(events.len(), 1);
-                    assert_eq!(events[0].source.offset, c.first_line, "the event carries its own line");
+                    assert_eq!(events[0].event.as_ref().unwrap().source.offset, c.first_line, "the event carries its own line");
                     assert!(d.next_line(&mut events, &mut routes).is_err(), "the bad line keeps its error");
                     assert_eq!(events.len(), 1);
                 }
@@ -400,7 +431,7 @@ mod tests {
                     let (mut events, mut routes) = (Vec::new(), Vec::new());
                     d.next_line(&mut events, &mut routes).unwrap();
                     assert_eq!(routes.len(), 1, "anna's own read is routed to her mailbox");
-                    assert!(Arc::ptr_eq(&routes[0].event, &events[0]));
+                    assert!(Arc::ptr_eq(&routes[0].event, events[0].event.as_ref().unwrap()));
                     d.routed_with().cloned().unwrap()
                 }
                 other => panic!("unexpected {other:?}"),
@@ -410,6 +441,44 @@ mod tests {
         routing.set_roster(new.clone());
         assert!(Arc::ptr_eq(&next(2), &new));
         assert!(Arc::ptr_eq(&next(3), &new));
+    }
+
+    /// The decoders let go of every event that concerns no mailbox — a message merely
+    /// delivered to a roster mailbox, mail between outside addresses, a failed login,
+    /// browsing that is not webmail — and hand the stage only its time and type. An event
+    /// routed somewhere, or one the stage's router may still route (a successful access,
+    /// whose user may be a delegate granted by an event; webmail use), goes on whole.
+    #[test]
+    fn events_that_concern_no_mailbox_reach_the_stage_as_time_and_type_alone() {
+        let anna = crate::roster::RosterEntry { address: "anna@exempel.se".into(), owners: vec!["anna@exempel.se".into()], ..Default::default() };
+        let routing = Routing::new(Arc::new(Settings::default_settings()), Arc::new(Roster::new(vec![anna])));
+        let (tx, rx) = sync_channel(1);
+        let (out, _handles) = spawn(rx, BTreeMap::new(), Format::Normalized, &DecodeOptions::default(), 2, Some(routing)).unwrap();
+        let message = |to: &str, extra: &str| format!(r#"{{"type":"mail.message","time":"2026-06-15T08:00:00+02:00","message_id":"m","sender":"x@gmail.com","recipients":["{to}"],"direction":"inbound","action":"deliver"{extra}}}"#);
+        let proxy = |host: &str| format!(r#"{{"type":"proxy.request","time":"2026-06-15T08:01:00+02:00","user":"anna@exempel.se","host":"{host}","path":"/owa/","method":"GET","status":200}}"#);
+        let login = |user: &str, result: &str| format!(r#"{{"type":"mailbox.access","time":"2026-06-15T08:02:00+02:00","mailbox":"anna@exempel.se","user":"{user}","protocol":"imap","result":"{result}"}}"#);
+        let lines = [
+            (message("anna@exempel.se", ""), false),
+            (message("bo@exempel.se", ""), true),
+            (message("anna@exempel.se", r#","classification":3"#), true),
+            (message("y@gmail.com", ""), false),
+            (proxy("www.dn.se"), false),
+            (proxy("webmail.exempel.se"), true),
+            (login("anna@exempel.se", "failure"), false),
+            (login("bo@exempel.se", "success"), true),
+        ];
+        let c = chunk(0, 1, &lines.iter().map(|(l, _)| l.as_str()).collect::<Vec<_>>());
+        tx.send(SourceMsg::Chunk(c.clone())).unwrap();
+        let SourceMsg::Decoded(_, mut d) = out.recv().unwrap() else { panic!("a decoded chunk") };
+        for (line, kept) in &lines {
+            let mut events = Vec::new();
+            d.next_line(&mut events, &mut Vec::new()).unwrap();
+            assert_eq!(events.len(), 1, "{line}");
+            assert_eq!(events[0].event.is_some(), *kept, "{line}");
+            let mut whole = Vec::new();
+            Format::Normalized.decoder(&DecodeOptions::default()).decode(line.as_bytes(), &c.pos(0), &mut whole).unwrap();
+            assert_eq!((events[0].time, usize::from(events[0].type_index)), (whole[0].time, whole[0].body.type_index()), "{line}");
+        }
     }
 
     /// A batch of merged runs: lines decoded upstream (the merge decoded them for their
@@ -439,7 +508,7 @@ mod tests {
         let mut check = |c: &Chunk, d: &mut Decoded| {
             let (mut events, mut routes) = (Vec::new(), Vec::new());
             assert!(d.routed_with().is_some(), "lines {}… are routed", c.first_line);
-            assert!(d.next_line(&mut events, &mut routes).is_ok() && routes.len() == 1 && Arc::ptr_eq(&routes[0].event, &events[0]));
+            assert!(d.next_line(&mut events, &mut routes).is_ok() && routes.len() == 1 && Arc::ptr_eq(&routes[0].event, events[0].event.as_ref().unwrap()));
             assert!(d.next_line(&mut events, &mut routes).is_err() && routes.len() == 1, "the bad line keeps its error");
             firsts.push(c.first_line);
         };

@@ -57,6 +57,7 @@ impl From<State> for Recent {
 
 impl Detector for ClassifiedMail {
     type State = State;
+    const ROLES: Roles = Roles::CLASSIFIED_OWNER;
 
     fn new(s: &Settings) -> Self {
         ClassifiedMail {

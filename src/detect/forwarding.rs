@@ -104,6 +104,7 @@ impl State {
 
 impl Detector for ExternalForwarding {
     type State = State;
+    const ROLES: Roles = Roles::CONFIG.with(Roles::FORWARDED_FOR);
 
     fn new(s: &Settings) -> Self {
         let allow = s.config.forwarding.allow.iter().map(|a| a.target.trim().to_lowercase()).collect();

@@ -30,7 +30,8 @@ use crate::roster::{Roster, RosterEntry};
 pub struct Roles(u8);
 
 impl Roles {
-    /// The mailbox received the message.
+    /// The mailbox received the message (only a mailbox off the roster is sent a copy
+    /// for this role alone: see [`concerns_a_rule`]).
     pub const RECIPIENT: Roles = Roles(1);
     /// The message was addressed to this mailbox and the server re-addressed it.
     pub const FORWARDED_FOR: Roles = Roles(2);
@@ -50,6 +51,16 @@ impl Roles {
     /// Adds the bits of `other`.
     pub fn insert(&mut self, other: Roles) {
         self.0 |= other.0;
+    }
+
+    /// The bits of both.
+    pub const fn with(self, other: Roles) -> Roles {
+        Roles(self.0 | other.0)
+    }
+
+    /// True when any bit of `other` is set.
+    pub fn any_of(self, other: Roles) -> bool {
+        self.0 & other.0 != 0
     }
 }
 
@@ -147,6 +158,11 @@ pub trait Detector: Send + Sync + Sized {
     /// The per-mailbox state this rule needs (kept small: it exists for every mailbox).
     type State: Default + Clone + Serialize + DeserializeOwned + Send + 'static;
 
+    /// The roles this rule acts on in an event routed to a mailbox on the roster. The
+    /// router makes no copy for a roster mailbox that no rule acts on (a message merely
+    /// delivered to it, most of the mail): see [`concerns_a_rule`].
+    const ROLES: Roles;
+
     /// Builds the detector from the validated configuration.
     fn new(settings: &Settings) -> Self;
 
@@ -168,7 +184,8 @@ macro_rules! detectors {
         /// Everything brevvakt keeps about one mailbox: one slice per detector.
         #[derive(Debug, Clone, Default, Serialize, Deserialize)]
         pub struct MailboxState {
-            /// The newest (UTC) day an event concerned this mailbox: drives retention.
+            /// The newest (UTC) day an event was routed to this mailbox, or it left the
+            /// roster: drives retention.
             pub last_seen: Option<NaiveDate>,
             $(
             #[doc = concat!("State of `", stringify!($ty), "`.")]
@@ -180,6 +197,9 @@ macro_rules! detectors {
         pub struct Detectors { $( $field: $ty, )* }
 
         impl Detectors {
+            /// The roles any rule acts on for a mailbox on the roster.
+            pub const ROLES: Roles = Roles(0) $( .with(<$ty as Detector>::ROLES) )*;
+
             /// Builds every detector.
             pub fn new(settings: &Settings) -> Self {
                 Detectors { $( $field: <$ty as Detector>::new(settings), )* }
@@ -207,6 +227,14 @@ detectors! {
     forwarding: forwarding::ExternalForwarding,
     reading: reading_duty::ReadingDuty,
     classification: classification::ClassifiedMail,
+}
+
+/// Whether a routed copy can matter to a rule. A copy for a mailbox off the roster always
+/// can: whatever concerns it keeps its state from expiring (`state.retention`), and a
+/// message it receives may make it a discovered mailbox. A copy for a roster mailbox can
+/// only through its roles ([`Detector::ROLES`]); roster mailboxes never expire.
+pub fn concerns_a_rule(r: &Routed) -> bool {
+    matches!(r.mailbox, MailboxId::Address(_)) || r.roles.any_of(Detectors::ROLES)
 }
 
 /// An `Evidence` for one event.

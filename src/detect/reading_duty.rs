@@ -53,6 +53,7 @@ pub struct State {
 
 impl Detector for ReadingDuty {
     type State = State;
+    const ROLES: Roles = Roles::READ;
 
     fn new(s: &Settings) -> Self {
         ReadingDuty { calendar: s.calendar.clone(), discover: s.config.reading.discover_mailboxes }

@@ -74,7 +74,7 @@ use crate::metrics::{Arrivals, Metrics, ShardGauges, StageReporter, Totals};
 use crate::roster::Roster;
 use crate::sinks::dead_letter::DeadLetters;
 use crate::sinks::{AlertSink, DeadLetterSink};
-use crate::decode::pool::{self, Decoded};
+use crate::decode::pool::{self, Decoded, Observed};
 use crate::detect::{MailboxId, MailboxState, Routed};
 use crate::sources::file::{read_merged, FileInput, Input};
 use crate::sources::kafka::KafkaSource;
@@ -525,10 +525,11 @@ struct Stage<'a> {
     progress: Option<indicatif::ProgressBar>,
     /// The events of the line at hand (the decoder's own output, before it is shared).
     decoded: Vec<Event>,
-    events: Vec<Arc<Event>>,
+    events: Vec<Observed>,
     /// The copies of the line's events that the decode pool routed (see `pool::Routing`).
     prerouted: Vec<Routed>,
-    /// Whether `prerouted` was routed with the router's roster (else the router routes).
+    /// Whether the pool routed the chunk at hand (with the router's roster: see `chunk`);
+    /// else the router routes.
     prerouted_valid: bool,
     routed: Vec<Routed>,
     /// The decode pool's routing, told of roster reloads.
@@ -795,7 +796,7 @@ impl<'a> Stage<'a> {
     fn finish_decoder(&mut self, input: usize) -> Result<()> {
         let Some(mut decoder) = self.decoders.remove(&input) else { return Ok(()) };
         let held = decoder.finish(&mut self.decoded);
-        self.events.extend(self.decoded.drain(..).map(Arc::new));
+        self.events.extend(self.decoded.drain(..).map(Observed::from));
         if held.is_ok() && self.events.is_empty() {
             return Ok(());
         }
@@ -830,13 +831,18 @@ impl<'a> Stage<'a> {
     /// One chunk of lines, decoded here or already by the decode pool (`pre`). A chunk
     /// that merges several inputs is of one stateless format: one decoder reads it all.
     fn chunk(&mut self, c: &Chunk, mut pre: Option<Decoded>) -> Result<()> {
+        // Routed with a roster since replaced: the pool let go of the events that concerned
+        // no mailbox by that roster, so they are decoded again here and routed by this one.
+        if pre.as_ref().and_then(Decoded::routed_with).is_some_and(|r| !Arc::ptr_eq(r, self.router.roster())) {
+            pre = None;
+        }
         let mut decoder = match pre {
             Some(_) => None,
             None => Some(self.decoders.remove(&c.input).unwrap_or_else(|| self.format_of(c.input).decoder(&self.settings.decode_options()))),
         };
         let (mut input, mut wm_input) = (c.input, self.watermark_input(c.input));
         self.note_arrival(c, wm_input);
-        self.prerouted_valid = pre.as_ref().and_then(Decoded::routed_with).is_some_and(|r| Arc::ptr_eq(r, self.router.roster()));
+        self.prerouted_valid = pre.as_ref().and_then(Decoded::routed_with).is_some();
         let mut covered = self.positions.get(input).map_or(0, |p| p.lines);
         for (i, line) in c.lines.iter().enumerate() {
             let origin = c.origin(i);
@@ -851,12 +857,12 @@ impl<'a> Stage<'a> {
             let (decoded, prerouted) = (&mut self.decoded, &mut self.prerouted);
             // Every line is taken from the pool's lines, a cut one too (the pool left it
             // undecoded): they stay in step with the chunk's.
-            let mut decode = |events: &mut Vec<Arc<Event>>| match (&mut pre, &mut decoder) {
+            let mut decode = |events: &mut Vec<Observed>| match (&mut pre, &mut decoder) {
                 (Some(pre), _) => pre.next_line(events, prerouted),
                 (None, Some(_)) if line.cut_from.is_some() => Ok(()),
                 (None, Some(d)) => {
                     let result = d.decode(raw, &pos, decoded);
-                    events.extend(decoded.drain(..).map(Arc::new));
+                    events.extend(decoded.drain(..).map(Observed::from));
                     result
                 }
                 (None, None) => unreachable!("a chunk is decoded here or by the pool"),
@@ -926,13 +932,14 @@ impl<'a> Stage<'a> {
     fn dispatch_events(&mut self, wm_input: usize, partition: Option<i32>) -> Result<()> {
         let n = self.workers.len();
         let mut events = std::mem::take(&mut self.events);
-        for ev in &events {
-            self.summary.events[ev.body.type_index()] += 1;
-            if self.watermark.observe(wm_input, ev.time) {
+        for ob in &events {
+            self.summary.events[usize::from(ob.type_index)] += 1;
+            if self.watermark.observe(wm_input, ob.time) {
                 self.summary.late += 1;
             }
-            self.check_catch_up(partition, ev.time);
+            self.check_catch_up(partition, ob.time);
             self.check_close();
+            let Some(ev) = &ob.event else { continue };
             self.route(ev);
             for routed in self.routed.drain(..) {
                 match self.placements.of(&routed.mailbox, self.router.roster(), n, self.ownership.as_deref()) {
@@ -1042,6 +1049,53 @@ mod tests {
     use crate::state::ownership::Ownership;
     use crate::state::shard_of;
     use chrono::NaiveDate;
+
+    /// The decode pool routed a chunk with the roster of the moment and let go of the
+    /// events that concerned no mailbox by it: a message delivered to anna, on that roster.
+    /// The roster is reloaded (anna has left it) before the stage takes the chunk: the
+    /// stage decodes it again and routes it by the new roster, where the message makes
+    /// anna a mailbox off the roster that receives mail.
+    #[test]
+    fn a_chunk_routed_with_a_replaced_roster_is_decoded_again_and_routed_by_the_new_one() {
+        use super::{pool, Options, SourceMsg, Stage};
+        use crate::config::Settings;
+        use crate::decode::{DecodeOptions, Format};
+        use crate::detect::Roles;
+        use crate::sources::{Chunk, Line};
+        use crate::state::Item;
+        use std::sync::{mpsc::sync_channel, Arc};
+
+        let settings = Arc::new(Settings::default_settings());
+        let anna = RosterEntry { address: "anna@exempel.se".into(), owners: vec!["anna@exempel.se".into()], ..RosterEntry::default() };
+        let (before, after) = (Arc::new(Roster::new(vec![anna])), Arc::new(Roster::new(Vec::new())));
+        let line = r#"{"type":"mail.message","time":"2026-06-15T08:00:00+02:00","message_id":"m","sender":"x@gmail.com","recipients":["anna@exempel.se"],"direction":"inbound","action":"deliver"}"#;
+        let mut chunk = Chunk::new(0, "t".into(), 1, None);
+        chunk.data.extend_from_slice(line.as_bytes());
+        chunk.lines.push(Line { start: 0, end: line.len(), cut_from: None });
+        let (to_pool, rx) = sync_channel(1);
+        let (from_pool, _decoders) = pool::spawn(rx, Default::default(), Format::Normalized, &DecodeOptions::default(), 1, Some(pool::Routing::new(settings.clone(), before))).unwrap();
+        to_pool.send(SourceMsg::Chunk(chunk)).unwrap();
+        let decoded = from_pool.recv().unwrap();
+
+        let dir = tempfile::tempdir().unwrap();
+        let mut dead = crate::sinks::dead_letter::DeadLetters::new(&dir.path().join("dead.jsonl"));
+        let (worker, batches) = sync_channel(4);
+        let opts = Options { workers: 1, until: None, progress: None, state_dir: None, resume: None, metrics: None };
+        let mut stage = Stage::new(settings, after, vec![worker], &mut dead, &opts, vec!["t".into()], None);
+        stage.handle(decoded).unwrap();
+        stage.flush(false).unwrap();
+        let copies: Vec<(MailboxId, Roles)> = batches
+            .recv()
+            .unwrap()
+            .items
+            .into_iter()
+            .filter_map(|i| match i {
+                Item::Event { routed, .. } => Some((routed.mailbox, routed.roles)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(copies, [(MailboxId::Address("anna@exempel.se".into()), Roles::RECIPIENT)]);
+    }
 
     /// The stage works out a mailbox's shard and owner once; the answer is always the one
     /// its address gives (FNV for the shard, murmur2 for the Kafka partition), also after

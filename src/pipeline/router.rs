@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::calendar::local_day;
 use crate::config::Settings;
-use crate::detect::{MailboxId, Roles, Routed};
+use crate::detect::{concerns_a_rule, MailboxId, Roles, Routed};
 use crate::domains::InternalCache;
 use crate::event::{AccessResult, DelegationChange, Event, EventBody, ForwardingChange, GrantState, MailMessage, MailboxAccess, ProxyRequest};
 use crate::roster::Roster;
@@ -71,7 +71,9 @@ impl Resolver {
         &self.roster
     }
 
-    /// Appends the copies of `ev` that need no router state to `out`.
+    /// Appends the copies of `ev` that need no router state to `out`: those that can
+    /// matter to a rule ([`concerns_a_rule`]; a message delivered to a roster mailbox,
+    /// most of the mail, makes none).
     pub fn route(&self, ev: &Arc<Event>, out: &mut Vec<Routed>) {
         let mut t = Targets { start: out.len(), out, event: ev };
         match &ev.body {
@@ -80,6 +82,20 @@ impl Resolver {
             EventBody::Access(a) => self.access(a, local_day(ev.time), &mut t),
             EventBody::Proxy(p) => self.proxy(p, local_day(ev.time), &mut t),
             EventBody::Delegation(_) => {}
+        }
+        t.keep_those_that_concern_a_rule();
+    }
+
+    /// Whether [`Router::complete`] may add a copy of `ev` or learn from it: a delegation
+    /// change, a successful access (its user may be a delegate granted by an event) or a
+    /// webmail request. An event that is none of these and that [`Resolver::route`] routed
+    /// nowhere concerns no mailbox: the stage needs only its time and type.
+    pub fn may_complete(&self, ev: &Event) -> bool {
+        match &ev.body {
+            EventBody::Delegation(_) => true,
+            EventBody::Access(a) => a.result == AccessResult::Success,
+            EventBody::Proxy(p) => self.webmail_user(p).is_some(),
+            EventBody::Message(_) | EventBody::Forwarding(_) => false,
         }
     }
 
@@ -272,6 +288,18 @@ struct Targets<'o> {
 }
 
 impl Targets<'_> {
+    /// Drops the event's copies that no rule acts on, keeping the others in order.
+    fn keep_those_that_concern_a_rule(&mut self) {
+        let mut kept = self.start;
+        for i in self.start..self.out.len() {
+            if concerns_a_rule(&self.out[i]) {
+                self.out.swap(kept, i);
+                kept += 1;
+            }
+        }
+        self.out.truncate(kept);
+    }
+
     /// Adds a role for a mailbox (its primary address, and its roster position when it is
     /// on the roster: every path gives it then, so one mailbox has one [`MailboxId`]),
     /// merging with an existing copy.
@@ -325,6 +353,34 @@ mod tests {
     /// Reads of anna's mailbox routed to it, and the mailboxes bo's webmail use reads.
     fn reads(copies: &[Routed], roster: &Roster) -> Vec<String> {
         copies.iter().filter(|r| r.roles.has(Roles::READ)).map(|r| r.mailbox.address(roster).to_string()).collect()
+    }
+
+    /// A message merely delivered to a roster mailbox matters to no rule: it makes no copy.
+    /// Delivered to a mailbox off the roster it does (it may make that mailbox a discovered
+    /// one, and keeps its state from expiring), and a roster mailbox answering for a
+    /// classified message, or forwarding one out, gets the copy its rule acts on.
+    #[test]
+    fn mail_merely_delivered_to_a_roster_mailbox_makes_no_copy() {
+        let settings = Arc::new(Settings::default_settings());
+        let roster = Arc::new(Roster::new(vec![RosterEntry { address: ANNA.into(), owners: vec![ANNA.into()], ..RosterEntry::default() }]));
+        let resolver = Resolver::new(settings, roster.clone());
+        let message = |to: &str, extra: &str| format!(r#"{{"type":"mail.message","time":"2026-03-02T08:00:00+01:00","message_id":"m","sender":"x@gmail.com","recipients":["{to}"],"direction":"inbound","action":"deliver"{extra}}}"#);
+        let lines = [
+            message(ANNA, ""),
+            message(BO, ""),
+            message(ANNA, r#","classification":2"#),
+            format!(r#"{{"type":"mail.message","time":"2026-03-02T08:00:00+01:00","message_id":"m","sender":"x@gmail.com","recipients":["y@gmail.com"],"original_recipient":"{ANNA}","direction":"outbound","action":"forward"}}"#),
+        ];
+        let copies: Vec<Vec<(String, Roles)>> = events(&lines)
+            .iter()
+            .map(|ev| {
+                let mut out = Vec::new();
+                resolver.route(ev, &mut out);
+                out.iter().map(|r| (r.mailbox.address(&roster).to_string(), r.roles)).collect()
+            })
+            .collect();
+        let forwarded = Roles::FORWARDED_FOR.with(Roles::RECIPIENT);
+        assert_eq!(copies, [vec![], vec![(BO.into(), Roles::RECIPIENT)], vec![(ANNA.into(), Roles::CLASSIFIED_OWNER.with(Roles::RECIPIENT))], vec![(ANNA.into(), forwarded)]]);
     }
 
     /// The decode pool routes with a resolver and the stage's router completes the copies;

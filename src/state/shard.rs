@@ -245,7 +245,7 @@ impl Shard {
     /// Takes on a reloaded roster: entries are re-linked, new roster mailboxes adopted.
     fn replace_roster(&mut self, roster: Arc<Roster>) {
         self.roster = roster;
-        self.mailboxes.relink(&self.roster);
+        self.mailboxes.relink(&self.roster, self.closed_through.and_then(|d| d.succ_opt()));
         if self.closed_through.is_some() {
             self.adopt_roster();
         }
@@ -403,11 +403,18 @@ impl<H: KeyHash> Table<H> {
     }
 
     /// Re-links every entry to its position in a replaced roster.
-    fn relink(&mut self, roster: &Roster) {
+    /// A mailbox that has left the roster counts as seen on `today`: its retention starts
+    /// when it leaves (while on it, mail merely delivered to it made no copy, so its last
+    /// event may be long ago, or none).
+    fn relink(&mut self, roster: &Roster, today: Option<NaiveDate>) {
         self.by_roster.clear();
         for i in 0..self.entries.len() {
             let (position, primary) = roster_index(roster, &self.entries[i].address);
-            self.entries[i].roster = position;
+            let e = &mut self.entries[i];
+            if e.roster.is_some() && position.is_none() {
+                e.state.last_seen = e.state.last_seen.max(today);
+            }
+            e.roster = position;
             if let Some(p) = position.filter(|_| primary) {
                 self.link(p, i as u32);
             }
@@ -663,6 +670,26 @@ mod tests {
         assert!(new.behind().is_empty());
     }
 
+    /// Anna's mailbox was never read, and the mail delivered to it while she was on the
+    /// roster made no copy (it matters to no rule). She leaves the roster: her state is
+    /// kept for `state.retention` (90 days) from that day, then dropped, not kept forever.
+    #[test]
+    fn a_mailbox_that_leaves_the_roster_is_forgotten_a_retention_after_it_left() {
+        let (anna, bo) = ("anna@exempel.se", "bo@exempel.se");
+        let mut shard = Shard::new(0, 1, Arc::new(Settings::default_settings()), roster_of(&[anna, bo]));
+        let mut out = Vec::new();
+        let first = NaiveDate::from_ymd_opt(2026, 1, 4).unwrap();
+        let close = |shard: &mut Shard, out: &mut Vec<Ordered>, days: u64| shard.apply(Item::Close { seq: 1, through: first + Days::new(days) }, out);
+        close(&mut shard, &mut out, 0);
+        close(&mut shard, &mut out, 30);
+        shard.apply(Item::Roster(roster_of(&[bo])), &mut out);
+        close(&mut shard, &mut out, 30 + 90);
+        assert_eq!(shard.len(), 2, "kept for the retention from the day she left");
+        close(&mut shard, &mut out, 30 + 92);
+        assert_eq!(shard.len(), 1, "then forgotten");
+        assert!(shard.export().iter().all(|(a, _)| a == bo));
+    }
+
     #[test]
     fn find_insert_and_remove_keep_every_address_reachable() {
         check::<Mixed>(&names(500), |a| a.ends_with("3@exempel.se"));
@@ -703,7 +730,7 @@ mod tests {
             RosterEntry { address: "c@x.se".into(), ..RosterEntry::default() },
             RosterEntry { address: "b2@x.se".into(), ..RosterEntry::default() },
         ]);
-        t.relink(&replaced);
+        t.relink(&replaced, None);
         check(&t, &replaced);
         assert_eq!(t.on_roster(1), t.find("b2@x.se"));
         t.retain(|e| &*e.address != "c@x.se");
