@@ -171,10 +171,13 @@ impl EventBody {
         EVENT_TYPES[self.type_index()]
     }
 
+    /// The position of `mail.message` in [`EVENT_TYPES`].
+    pub const MESSAGE_INDEX: usize = 0;
+
     /// The position of the event's type in [`EVENT_TYPES`].
     pub fn type_index(&self) -> usize {
         match self {
-            EventBody::Message(_) => 0,
+            EventBody::Message(_) => Self::MESSAGE_INDEX,
             EventBody::Forwarding(_) => 1,
             EventBody::Access(_) => 2,
             EventBody::Proxy(_) => 3,
@@ -485,16 +488,25 @@ pub mod addr {
 
     use super::{Addresses, Text};
 
-    /// Normalises one address or user id.
-    pub fn normalize(s: &str) -> Text {
-        // Already plain ASCII with nothing to strip (the common case): lower-case a copy.
+    /// Plain ASCII with nothing to strip: normalising it only lower-cases it.
+    fn plain(s: &str) -> bool {
         let b = s.as_bytes();
         let plain_end = |c: &u8, strip: u8| !(*c == b' ' || (9..=13).contains(c) || *c == strip);
-        if s.is_ascii()
+        s.is_ascii()
             && b.first().is_none_or(|c| plain_end(c, b'<'))
             && b.last().is_none_or(|c| plain_end(c, b'>'))
             && !b.get(..5).is_some_and(|p| p.eq_ignore_ascii_case(b"smtp:"))
-        {
+    }
+
+    /// Whether `s` is its own normal form ([`normalize`] gives it back unchanged).
+    pub fn is_normal(s: &str) -> bool {
+        plain(s) && !s.bytes().any(|c| c.is_ascii_uppercase())
+    }
+
+    /// Normalises one address or user id.
+    pub fn normalize(s: &str) -> Text {
+        // Already plain ASCII with nothing to strip (the common case): lower-case a copy.
+        if plain(s) {
             let mut t = Text::new(s);
             t.make_ascii_lowercase();
             return t;
@@ -596,6 +608,7 @@ mod tests {
             ("x\u{a0}", "x"),
         ] {
             assert_eq!(addr::normalize(raw), want, "{raw:?}");
+            assert_eq!(addr::is_normal(raw), raw == want, "{raw:?}");
         }
     }
 

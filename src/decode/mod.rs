@@ -34,17 +34,46 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::event::{Event, SourcePos};
+use pool::Observed;
 
 /// Turns one record into events.
 pub trait Decoder: Send {
     /// Decodes `line` (without its line terminator), read at `pos`, appending to `out`.
     fn decode(&mut self, line: &[u8], pos: &SourcePos, out: &mut Vec<Event>) -> Result<(), DecodeError>;
 
+    /// Decodes `line` as [`Decoder::decode`] does, for a reader that takes every event's
+    /// time and type but needs the event itself only where `interest` may (the decode
+    /// pool). A decoder may leave out an event that `interest` ignores, and need not build
+    /// it: the normalized decoder does so for mail delivered only where nobody acts on it.
+    /// The default builds every event. `scratch` is an empty buffer to decode into.
+    fn decode_observed(&mut self, line: &[u8], pos: &SourcePos, _interest: &dyn Interest, scratch: &mut Vec<Event>, out: &mut Vec<Observed>) -> Result<(), DecodeError> {
+        let result = self.decode(line, pos, scratch);
+        out.extend(scratch.drain(..).map(Observed::from));
+        result
+    }
+
     /// The input has ended: appends the events of anything still held to `out`, or reports
     /// the record that cannot be completed. Decoders that hold nothing between lines keep
     /// the default (nothing to do).
     fn finish(&mut self, _out: &mut Vec<Event>) -> Result<(), Unfinished> {
         Ok(())
+    }
+}
+
+/// What a reader of decoded events needs built ([`Decoder::decode_observed`]).
+pub trait Interest {
+    /// Whether a message delivered to `recipient` (as written in the record), with no
+    /// classification and no original recipient, is ignored there: `false` whenever in
+    /// doubt.
+    fn ignores_delivery_to(&self, recipient: &str) -> bool;
+}
+
+/// An interest in every event: nothing is left out.
+pub struct Everything;
+
+impl Interest for Everything {
+    fn ignores_delivery_to(&self, _recipient: &str) -> bool {
+        false
     }
 }
 

@@ -25,8 +25,9 @@ use serde::{Deserialize, Serialize};
 use crate::calendar::local_day;
 use crate::config::Settings;
 use crate::detect::{concerns_a_rule, MailboxId, Roles, Routed};
+use crate::decode::Interest;
 use crate::domains::InternalCache;
-use crate::event::{AccessResult, DelegationChange, Event, EventBody, ForwardingChange, GrantState, MailMessage, MailboxAccess, ProxyRequest};
+use crate::event::{addr, AccessResult, DelegationChange, Event, EventBody, ForwardingChange, GrantState, MailMessage, MailboxAccess, ProxyRequest};
 use crate::roster::Roster;
 
 /// What the router remembers between events (checkpointed).
@@ -173,6 +174,16 @@ impl Resolver {
     /// The owner's own read needs no look at the roster entry (likely not in the cache).
     fn roster_may_read(&self, (mailbox, position): (&str, Option<u32>), user: &str, day: NaiveDate) -> bool {
         user == mailbox || position.and_then(|p| self.roster.entries().get(p as usize)).is_some_and(|e| e.relation(user, day).is_some())
+    }
+}
+
+/// The decode pool decodes with the resolver it routes with: a message delivered only to
+/// roster mailboxes, outside addresses or local names without a domain, unclassified and
+/// not re-addressed, would be routed nowhere ([`Resolver::route`]), so it is not built.
+impl Interest for Resolver {
+    fn ignores_delivery_to(&self, recipient: &str) -> bool {
+        // Judged only in its normal form (as decoding would give it), else built.
+        addr::is_normal(recipient) && !self.local(recipient).is_some_and(|(_, position)| position.is_none() && recipient.contains('@'))
     }
 }
 
@@ -379,6 +390,10 @@ mod tests {
                 out.iter().map(|r| (r.mailbox.address(&roster).to_string(), r.roles)).collect()
             })
             .collect();
+        // The decode pool does not even build what would make no copy; an address not in
+        // its normal form is built and judged by the route above.
+        let ignored: Vec<bool> = [ANNA, "y@gmail.com", "anna", BO, "Anna@exempel.se", " anna@exempel.se"].iter().map(|r| resolver.ignores_delivery_to(r)).collect();
+        assert_eq!(ignored, [true, true, true, false, false, false]);
         let forwarded = Roles::FORWARDED_FOR.with(Roles::RECIPIENT);
         assert_eq!(copies, [vec![], vec![(BO.into(), Roles::RECIPIENT)], vec![(ANNA.into(), Roles::CLASSIFIED_OWNER.with(Roles::RECIPIENT))], vec![(ANNA.into(), forwarded)]]);
     }
