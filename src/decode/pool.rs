@@ -107,7 +107,8 @@ impl From<Event> for Observed {
 /// A chunk's decoded lines, taken by the stage line by line.
 #[derive(Debug)]
 pub struct Decoded {
-    /// Shared already here, so the stage only moves pointers.
+    /// The events' times and types, and the events shared already here (the stage only
+    /// moves pointers) unless they concern no mailbox.
     events: std::vec::IntoIter<Observed>,
     /// The events' copies routed by a [`Resolver`], in the events' order.
     routes: std::vec::IntoIter<Routed>,
