@@ -229,12 +229,14 @@ detectors! {
     classification: classification::ClassifiedMail,
 }
 
-/// Whether a routed copy can matter to a rule. A copy for a mailbox off the roster always
-/// can: whatever concerns it keeps its state from expiring (`state.retention`), and a
-/// message it receives may make it a discovered mailbox. A copy for a roster mailbox can
-/// only through its roles ([`Detector::ROLES`]); roster mailboxes never expire.
-pub fn concerns_a_rule(r: &Routed) -> bool {
-    matches!(r.mailbox, MailboxId::Address(_)) || r.roles.any_of(Detectors::ROLES)
+/// Whether a routed copy with `roles` for a mailbox (on the roster or not) can matter to
+/// a rule; the router and the decode pool's [`crate::decode::Interest`] both ask. A copy
+/// for a mailbox off the roster always can: whatever concerns it keeps its state from
+/// expiring (`state.retention`), and a message it receives may make it a discovered
+/// mailbox. A copy for a roster mailbox can only through its roles ([`Detector::ROLES`]);
+/// roster mailboxes never expire.
+pub fn concerns_a_rule(on_roster: bool, roles: Roles) -> bool {
+    !on_roster || roles.any_of(Detectors::ROLES)
 }
 
 /// An `Evidence` for one event.

@@ -182,8 +182,10 @@ impl Resolver {
 /// not re-addressed, would be routed nowhere ([`Resolver::route`]), so it is not built.
 impl Interest for Resolver {
     fn ignores_delivery_to(&self, recipient: &str) -> bool {
-        // Judged only in its normal form (as decoding would give it), else built.
-        addr::is_normal(recipient) && !self.local(recipient).is_some_and(|(_, position)| position.is_none() && recipient.contains('@'))
+        // Judged only in its normal form (as decoding would give it), else built. A local
+        // address with a domain gets a `RECIPIENT` copy (`message`), kept if it concerns a rule.
+        let copy = |(_, position): (&str, Option<u32>)| recipient.contains('@') && concerns_a_rule(position.is_some(), Roles::RECIPIENT);
+        addr::is_normal(recipient) && !self.local(recipient).is_some_and(copy)
     }
 }
 
@@ -303,7 +305,8 @@ impl Targets<'_> {
     fn keep_those_that_concern_a_rule(&mut self) {
         let mut kept = self.start;
         for i in self.start..self.out.len() {
-            if concerns_a_rule(&self.out[i]) {
+            let r = &self.out[i];
+            if concerns_a_rule(matches!(r.mailbox, MailboxId::Roster(_)), r.roles) {
                 self.out.swap(kept, i);
                 kept += 1;
             }
