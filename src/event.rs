@@ -174,13 +174,16 @@ impl EventBody {
     /// The position of `mail.message` in [`EVENT_TYPES`].
     pub const MESSAGE_INDEX: usize = 0;
 
+    /// The position of `proxy.request` in [`EVENT_TYPES`].
+    pub const PROXY_INDEX: usize = 3;
+
     /// The position of the event's type in [`EVENT_TYPES`].
     pub fn type_index(&self) -> usize {
         match self {
             EventBody::Message(_) => Self::MESSAGE_INDEX,
             EventBody::Forwarding(_) => 1,
             EventBody::Access(_) => 2,
-            EventBody::Proxy(_) => 3,
+            EventBody::Proxy(_) => Self::PROXY_INDEX,
             EventBody::Delegation(_) => 4,
         }
     }

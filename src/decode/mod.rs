@@ -44,7 +44,8 @@ pub trait Decoder: Send {
     /// Decodes `line` as [`Decoder::decode`] does, for a reader that takes every event's
     /// time and type but needs the event itself only where `interest` may (the decode
     /// pool). A decoder may leave out an event that `interest` ignores, and need not build
-    /// it: the normalized decoder does so for mail delivered only where nobody acts on it.
+    /// it: the normalized decoder does so for mail delivered only where nobody acts on it and
+    /// for browsing that is not webmail use.
     /// The default builds every event. `scratch` is an empty buffer to decode into.
     fn decode_observed(&mut self, line: &[u8], pos: &SourcePos, _interest: &dyn Interest, scratch: &mut Vec<Event>, out: &mut Vec<Observed>) -> Result<(), DecodeError> {
         let result = self.decode(line, pos, scratch);
@@ -66,6 +67,10 @@ pub trait Interest {
     /// classification and no original recipient, is ignored there: `false` whenever in
     /// doubt.
     fn ignores_delivery_to(&self, recipient: &str) -> bool;
+
+    /// Whether a proxy request to `host` (normalised) and `path`, answered with `status`,
+    /// by a user when `by_user`, is ignored: `false` whenever in doubt.
+    fn ignores_request(&self, host: &str, path: &str, status: u16, by_user: bool) -> bool;
 }
 
 /// An interest in every event: nothing is left out.
@@ -73,6 +78,10 @@ pub struct Everything;
 
 impl Interest for Everything {
     fn ignores_delivery_to(&self, _recipient: &str) -> bool {
+        false
+    }
+
+    fn ignores_request(&self, _host: &str, _path: &str, _status: u16, _by_user: bool) -> bool {
         false
     }
 }

@@ -44,28 +44,39 @@ impl Decoder for NormalizedDecoder {
     fn decode(&mut self, line: &[u8], pos: &SourcePos, out: &mut Vec<Event>) -> Result<(), DecodeError> {
         // Without an interest every body is built.
         let (time, body) = read(line, None)?;
-        out.extend(body.map(|body| Event { time, source: pos.clone(), body }));
+        if let Body::Built(body) = body {
+            out.push(Event { time, source: pos.clone(), body });
+        }
         Ok(())
     }
 
-    /// A message that `interest` ignores is checked as thoroughly as any (a bad record is
-    /// an error all the same) but not built: no strings copied, nothing allocated.
+    /// A message or proxy request that `interest` ignores is checked as thoroughly as any
+    /// (a bad record is an error all the same) but not built: no strings copied, nothing
+    /// allocated.
     fn decode_observed(&mut self, line: &[u8], pos: &SourcePos, interest: &dyn Interest, _scratch: &mut Vec<Event>, out: &mut Vec<Observed>) -> Result<(), DecodeError> {
         let (time, body) = read(line, Some(interest))?;
         out.push(match body {
-            Some(body) => Observed::from(Event { time, source: pos.clone(), body }),
-            None => Observed { time, type_index: EventBody::MESSAGE_INDEX as u8, event: None },
+            Body::Built(body) => Observed::from(Event { time, source: pos.clone(), body }),
+            Body::Ignored(type_index) => Observed { time, type_index: type_index as u8, event: None },
         });
         Ok(())
     }
 }
 
-/// A record's time and body; the body is `None` only for a message `interest` ignores.
-fn read(line: &[u8], interest: Option<&dyn Interest>) -> Result<(chrono::DateTime<chrono::Utc>, Option<EventBody>), DecodeError> {
+/// A record's body as read for an interest.
+#[derive(Debug, PartialEq)]
+enum Body {
+    Built(EventBody),
+    /// Ignored by the interest: checked, not built; its type ([`EventBody::type_index`]).
+    Ignored(usize),
+}
+
+/// A record's time and body; the body is ignored only where `interest` ignores it.
+fn read(line: &[u8], interest: Option<&dyn Interest>) -> Result<(chrono::DateTime<chrono::Utc>, Body), DecodeError> {
     let text = utf8(line)?;
     let (time, body) = match one_pass(text, interest) {
         Some(tb) => tb,
-        None => general(text).map(|(time, body)| (time, Some(body))).map_err(classify)?,
+        None => general(text).map(|(time, body)| (time, Body::Built(body))).map_err(classify)?,
     };
     Ok((parse_time(&time)?, body))
 }
@@ -96,7 +107,7 @@ pub fn record_time(line: &[u8]) -> Option<chrono::DateTime<chrono::Utc>> {
 pub fn paths_agree(line: &str) -> Result<(), String> {
     let Some(fast) = one_pass(line, None) else { return Ok(()) };
     match general(line) {
-        Ok((time, body)) if (&time, Some(&body)) == (&fast.0, fast.1.as_ref()) => Ok(()),
+        Ok((time, body)) if time == fast.0 && matches!(&fast.1, Body::Built(b) if *b == body) => Ok(()),
         other => Err(format!("one pass: {fast:?}, general path: {other:?}")),
     }
 }
@@ -107,16 +118,17 @@ fn general(line: &str) -> Result<(Cow<'_, str>, EventBody), serde_json::Error> {
 }
 
 /// The one-pass decoder; `None` sends the record to the general path. The body is
-/// `None` for a message that `interest` ignores (checked, not built).
-fn one_pass<'a>(text: &'a str, interest: Option<&dyn Interest>) -> Option<(Cow<'a, str>, Option<EventBody>)> {
+/// ignored for a message or proxy request that `interest` ignores (checked, not built).
+fn one_pass<'a>(text: &'a str, interest: Option<&dyn Interest>) -> Option<(Cow<'a, str>, Body)> {
     let mut f = Fields::default();
     flat_json::scan(text, |key, value| f.set(key, value))?;
+    let built = |body: Option<EventBody>, type_index| body.map_or(Body::Ignored(type_index), Body::Built);
     let body = match f.take(TYPE)? {
-        Value::Str("mail.message") => f.message(interest)?.map(EventBody::Message),
-        Value::Str("mailbox.forwarding") => Some(EventBody::Forwarding(f.forwarding()?)),
-        Value::Str("mailbox.access") => Some(EventBody::Access(f.access()?)),
-        Value::Str("proxy.request") => Some(EventBody::Proxy(f.proxy()?)),
-        Value::Str("mailbox.delegation") => Some(EventBody::Delegation(f.delegation()?)),
+        Value::Str("mail.message") => built(f.message(interest)?.map(EventBody::Message), EventBody::MESSAGE_INDEX),
+        Value::Str("mailbox.forwarding") => Body::Built(EventBody::Forwarding(f.forwarding()?)),
+        Value::Str("mailbox.access") => Body::Built(EventBody::Access(f.access()?)),
+        Value::Str("proxy.request") => built(f.proxy(interest)?.map(EventBody::Proxy), EventBody::PROXY_INDEX),
+        Value::Str("mailbox.delegation") => Body::Built(EventBody::Delegation(f.delegation()?)),
         _ => return None,
     };
     Some((Cow::Borrowed(f.string(TIME)?), body))
@@ -305,17 +317,17 @@ impl<'a> Fields<'a> {
         Some(MailboxAccess { mailbox: self.address(MAILBOX)?, user: self.address(USER)?, protocol: self.unit(PROTOCOL)?, result: self.unit(RESULT)? })
     }
 
-    fn proxy(&mut self) -> Option<ProxyRequest> {
-        Some(ProxyRequest {
-            user: self.opt_address(USER)?,
-            host: self.address(HOST)?,
-            path: Text::new(self.string(PATH)?),
-            method: Text::new(self.string(METHOD)?),
-            status: match self.take(STATUS)? {
-                Value::UInt(n) => u16::try_from(n).ok()?,
-                _ => return None,
-            },
-        })
+    /// A proxy request, checked whole first; `Some(None)` when `interest` ignores it.
+    fn proxy(&mut self, interest: Option<&dyn Interest>) -> Option<Option<ProxyRequest>> {
+        let (user, host, path, method) = (self.opt_address(USER)?, self.address(HOST)?, self.string(PATH)?, self.string(METHOD)?);
+        let status = match self.take(STATUS)? {
+            Value::UInt(n) => u16::try_from(n).ok()?,
+            _ => return None,
+        };
+        if interest.is_some_and(|i| i.ignores_request(&host, path, status, user.is_some())) {
+            return Some(None);
+        }
+        Some(Some(ProxyRequest { user, host, path: Text::new(path), method: Text::new(method), status }))
     }
 
     fn delegation(&mut self) -> Option<DelegationChange> {
@@ -370,6 +382,33 @@ mod tests {
         fn ignores_delivery_to(&self, recipient: &str) -> bool {
             recipient == "anna@exempel.se"
         }
+
+        /// And every request but a user's successful one to webmail.
+        fn ignores_request(&self, host: &str, path: &str, status: u16, by_user: bool) -> bool {
+            !(by_user && status < 400 && host == "webmail.exempel.se" && path.starts_with("/owa"))
+        }
+    }
+
+    /// Whether each event `line` decodes to for [`IgnoresAnna`] is built.
+    fn built_for_anna(line: &str) -> Result<Vec<bool>, DecodeError> {
+        let mut out = Vec::new();
+        NormalizedDecoder.decode_observed(line.as_bytes(), &SourcePos::line("t".into(), 1), &IgnoresAnna, &mut Vec::new(), &mut out)?;
+        Ok(out.iter().map(|o| o.event.is_some()).collect())
+    }
+
+    /// Browsing that is not webmail use is checked whole but not built; webmail use is
+    /// built with its host in normal form; a bad request is an error all the same.
+    #[test]
+    fn a_request_that_is_not_webmail_use_is_checked_but_not_built() {
+        let request = |user: &str, host: &str, status: &str| format!(r#"{{"type":"proxy.request","time":"2026-06-15T08:00:00+02:00","user":{user},"host":"{host}","path":"/owa/","method":"GET","status":{status}}}"#);
+        let anna = r#""anna@exempel.se""#;
+        for ignored in [request(anna, "www.dn.se", "200"), request(anna, "webmail.exempel.se", "404"), request("null", "webmail.exempel.se", "200"), request(r#""  ""#, "webmail.exempel.se", "200")] {
+            assert_eq!(built_for_anna(&ignored), Ok(vec![false]), "{ignored}");
+        }
+        assert_eq!(built_for_anna(&request(anna, "Webmail.Exempel.se", "200")), Ok(vec![true]));
+        for bad in [request(anna, "www.dn.se", "70000"), request(anna, " ", "200"), request(anna, "www.dn.se", r#""200""#), request(anna, "www.dn.se", "200").replace(r#""method":"GET","#, "")] {
+            assert!(built_for_anna(&bad).is_err(), "{bad}");
+        }
     }
 
     /// A message delivered only where the interest ignores it is checked whole but not
@@ -379,10 +418,7 @@ mod tests {
     fn a_message_delivered_only_where_nobody_acts_on_it_is_checked_but_not_built() {
         let message = |recipients: &str, extra: &str| format!(r#"{{"type":"mail.message","time":"2026-06-15T08:00:00+02:00","message_id":"m","sender":"x@gmail.com","recipients":[{recipients}],"direction":"inbound","action":"deliver"{extra}}}"#);
         let anna = r#""anna@exempel.se""#;
-        let observe = |line: &str| {
-            let mut out = Vec::new();
-            NormalizedDecoder.decode_observed(line.as_bytes(), &SourcePos::line("t".into(), 1), &IgnoresAnna, &mut Vec::new(), &mut out).map(|()| out.iter().map(|o| o.event.is_some()).collect::<Vec<_>>())
-        };
+        let observe = built_for_anna;
         assert_eq!(observe(&message(anna, "")), Ok(vec![false]));
         assert_eq!(observe(&message(&format!("{anna},{anna}"), r#","subject_len":3,"encryption":"tls""#)), Ok(vec![false]));
         for built in [

@@ -166,8 +166,12 @@ impl Resolver {
 
     /// The user of a successful webmail request.
     fn webmail_user<'e>(&self, p: &'e ProxyRequest) -> Option<&'e str> {
-        let webmail = self.settings.config.reading.webmail.iter().any(|w| w.host.eq_ignore_ascii_case(&p.host) && p.path.starts_with(&w.path_prefix));
-        p.user.as_deref().filter(|_| p.status < 400 && webmail)
+        p.user.as_deref().filter(|_| self.is_webmail_use(&p.host, &p.path, p.status))
+    }
+
+    /// Whether a request to `host` and `path` answered with `status` is successful webmail use.
+    fn is_webmail_use(&self, host: &str, path: &str, status: u16) -> bool {
+        status < 400 && self.settings.config.reading.webmail.iter().any(|w| w.host.eq_ignore_ascii_case(host) && path.starts_with(&w.path_prefix))
     }
 
     /// Whether the roster lets `user` read `mailbox` (as [`Resolver::local`] resolved it) on `day`.
@@ -179,13 +183,20 @@ impl Resolver {
 
 /// The decode pool decodes with the resolver it routes with: a message delivered only to
 /// roster mailboxes, outside addresses or local names without a domain, unclassified and
-/// not re-addressed, would be routed nowhere ([`Resolver::route`]), so it is not built.
+/// not re-addressed, and a proxy request that is not webmail use, would be routed nowhere
+/// ([`Resolver::route`]), so they are not built.
 impl Interest for Resolver {
     fn ignores_delivery_to(&self, recipient: &str) -> bool {
         // Judged only in its normal form (as decoding would give it), else built. A local
         // address with a domain gets a `RECIPIENT` copy (`message`), kept if it concerns a rule.
-        let copy = |(_, position): (&str, Option<u32>)| recipient.contains('@') && concerns_a_rule(position.is_some(), Roles::RECIPIENT);
+        let copy = |(_, position): (&str, Option<u32>)| concerns_a_rule(position.is_some(), Roles::RECIPIENT) && recipient.bytes().any(|b| b == b'@');
         addr::is_normal(recipient) && !self.local(recipient).is_some_and(copy)
+    }
+
+    /// A request that is not successful webmail use by a user is routed nowhere and
+    /// completes nothing ([`Resolver::may_complete`]).
+    fn ignores_request(&self, host: &str, path: &str, status: u16, by_user: bool) -> bool {
+        !(by_user && self.is_webmail_use(host, path, status))
     }
 }
 
