@@ -39,7 +39,8 @@ pub struct Chunk {
     pub name: crate::event::InputName,
     /// Line number of the first line.
     pub first_line: u64,
-    /// The bytes of the lines, without terminators.
+    /// The bytes of the lines ([`Chunk::lines`] has each line's range, its terminator
+    /// left out; terminators may remain between the ranges).
     pub data: Vec<u8>,
     /// The lines.
     pub lines: Vec<Line>,
