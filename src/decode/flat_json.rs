@@ -233,6 +233,7 @@ fn string<'a>(l: &Line<'a>, i: usize) -> Option<(&'a str, usize)> {
 }
 
 /// A value starting at `i`: what it is and the index after it.
+#[inline(always)]
 fn value<'a>(l: &Line<'a>, i: usize) -> Option<(Value<'a>, usize)> {
     let b = l.text.as_bytes();
     match *b.get(i)? {
