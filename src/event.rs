@@ -247,6 +247,15 @@ pub enum Encryption {
 impl Encryption {
     /// Parses `none | tls | smime | pgp | gateway:NAME` (case-insensitive).
     pub fn parse(s: &str) -> Result<Self, String> {
+        // The names as the normalized format writes them, before the general comparison
+        // (trimmed, any case: about 120 instructions a message by callgrind).
+        match s {
+            "none" => return Ok(Encryption::None),
+            "tls" => return Ok(Encryption::Tls),
+            "smime" => return Ok(Encryption::Smime),
+            "pgp" => return Ok(Encryption::Pgp),
+            _ => {}
+        }
         let t = s.trim();
         let is = |names: &[&str]| names.iter().any(|n| t.eq_ignore_ascii_case(n));
         let gateway = t.get(..8).filter(|p| p.eq_ignore_ascii_case("gateway:")).map(|_| &t[8..]);
@@ -569,15 +578,26 @@ pub mod addr {
 
 /// The part of an address after the last `@`, if any.
 pub fn domain_of(address: &str) -> Option<&str> {
-    // A plain byte loop: `rsplit_once` goes through the standard library's general
-    // `memrchr`, which callgrind counted at about 140 instructions on an address.
-    let at = address.bytes().rposition(|b| b == b'@')?;
+    // The `memchr` crate's vectorised search: `rsplit_once` goes through the standard
+    // library's general `memrchr` (about 140 instructions an address by callgrind), and a
+    // plain byte loop from the end cost about 130 on the generator's addresses.
+    let at = memchr::memrchr(b'@', address.as_bytes())?;
     Some(&address[at + 1..]).filter(|d| !d.is_empty())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The domain is what follows the last `@`, however long the address (the search is
+    /// vectorised from sixteen bytes on).
+    #[test]
+    fn the_domain_follows_the_last_at_sign() {
+        let long = format!("{}@{}.exempel.se", "a".repeat(40), "skola".repeat(8));
+        for (address, domain) in [("anna@exempel.se", Some("exempel.se")), ("\"a@b\"@gmail.com", Some("gmail.com")), ("anna@", None), ("Anna Andersson", None), ("", None), (long.as_str(), long.split('@').nth(1))] {
+            assert_eq!(domain_of(address), domain, "{address}");
+        }
+    }
 
     #[test]
     fn an_input_name_is_kept_once_and_reads_back_as_written() {
