@@ -87,6 +87,13 @@ use crate::state::{shard_of, Item, Ordered};
 use router::{Router, RouterState};
 use watermark::{PartitionDays, Watermark};
 
+/// About how many bytes of lines the file reader puts in a chunk. Every chunk passes
+/// through several threads (reader, decode pool, stage), each hand-over a wake-up: with
+/// 256 KiB chunks a replay of 1.34 M lines made 7,000–7,500 voluntary context switches;
+/// 512 KiB made 4,600–4,900, and two three-way interleaved A/Bs (8–10 runs each, medians)
+/// gave wall −7 % and −4 % (1 MiB: −10 % and −2 %); peak RSS 33, 40 and 54 MB.
+const FILE_CHUNK_BYTES: usize = 1 << 19;
+
 /// How to run a replay.
 pub struct Options {
     /// Shard workers.
@@ -233,7 +240,7 @@ pub fn run(settings: Arc<Settings>, roster: Arc<Roster>, source: Source, sink: B
                 None => vec![false; inputs.len()],
             };
             let (max_line, decode) = (settings.config.input.max_line_bytes, settings.decode_options());
-            let reader = thread::Builder::new().name("reader".into()).spawn(move || read_merged(&inputs, &done, &raw_tx, max_line, 1 << 18, &decode))?;
+            let reader = thread::Builder::new().name("reader".into()).spawn(move || read_merged(&inputs, &done, &raw_tx, max_line, FILE_CHUNK_BYTES, &decode))?;
             (names, formats, None, None, reader)
         }
         Source::Kafka { source, commit_interval } => {
