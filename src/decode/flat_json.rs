@@ -170,9 +170,11 @@ fn block_specials(b: &[u8], start: usize) -> u64 {
     if let Some(block) = rest.first_chunk::<64>() {
         return specials64(block);
     }
+    if rest.is_empty() {
+        return !0;
+    }
     let past_end = !0 << rest.len();
     match b.last_chunk::<64>() {
-        _ if rest.is_empty() => past_end,
         Some(last) => specials64(last) >> (64 - rest.len()) | past_end,
         None => {
             let mut block = [0; 64];

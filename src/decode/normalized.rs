@@ -377,9 +377,6 @@ mod tests {
         Ok(out)
     }
 
-    /// The merge of several inputs orders lines by the time read without decoding: it is
-    /// the time the decoder gives, and when it is in doubt it answers nothing (the merge
-    /// decodes the record then).
     /// Ignores deliveries to one roster-like address only.
     struct IgnoresAnna;
 
@@ -439,6 +436,9 @@ mod tests {
         }
     }
 
+    /// The merge of several inputs orders lines by the time read without decoding: it is
+    /// the time the decoder gives, and when it is in doubt it answers nothing (the merge
+    /// decodes the record then).
     #[test]
     fn a_record_time_read_without_decoding_is_the_decoded_time() {
         let access = r#"{"type":"mailbox.access","time":"2026-03-02T08:00:00+01:00","mailbox":"anna@exempel.se","user":"anna@exempel.se","protocol":"imap","result":"success"}"#;
